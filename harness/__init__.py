@@ -1,0 +1,1 @@
+"""watch_queue vmtest harness: build, boot and test the patched kernel."""

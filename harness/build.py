@@ -1,0 +1,133 @@
+"""Build the kernel (out of tree, ccache, fixed timestamp), its headers and the selftests."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.layout import Layout
+from harness.proc import StageResult, Timer, run_logged
+
+_STEP = re.compile(r"^\s{2}([A-Z][A-Z0-9_]*)\s+(\S+)")
+_ERROR = re.compile(r"(: (fatal )?error: |: undefined reference to |^make\[\d+\]: \*\*\* )")
+BUILD_ENV = {"KBUILD_BUILD_TIMESTAMP": "2000-01-01 00:00:00 UTC",
+             "KBUILD_BUILD_USER": "vmtest", "KBUILD_BUILD_HOST": "vmtest",
+             "KBUILD_BUILD_VERSION": "1"}
+
+
+def jobs() -> int:
+    return (os.cpu_count() or 1) + 1
+
+
+def make_env(layout: Layout) -> dict[str, str]:
+    env = dict(os.environ, **BUILD_ENV)
+    env.setdefault("CCACHE_BASEDIR", str(layout.build))
+    env.setdefault("CCACHE_NOHASHDIR", "1")
+    return env
+
+
+def compiler() -> str:
+    return "ccache gcc" if shutil.which("ccache") else "gcc"
+
+
+def first_error(lines: list[str]) -> str:
+    for i, line in enumerate(lines):
+        if _ERROR.search(line):
+            context = [ln for ln in lines[max(0, i - 1):i + 1] if ln.strip()]
+            return " | ".join(ln.strip() for ln in context)
+    tail = [ln for ln in lines if ln.strip()][-1:]
+    return tail[0].strip() if tail else "no output"
+
+
+class Progress:
+    """One status line on a terminal; a line every 30 s otherwise (CI logs)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stdout.isatty()
+        self.count = 0
+        self.last = 0.0
+        self.start = time.monotonic()
+
+    def step(self, target: str) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if self.tty and now - self.last > 0.1:
+            line = f"\r[{self.label}] {now - self.start:5.0f}s {self.count:6d} steps  {target}"
+            sys.stdout.write(line[:100].ljust(100))
+            sys.stdout.flush()
+            self.last = now
+        elif not self.tty and now - self.last > 30:
+            print(f"[{self.label}] {now - self.start:.0f}s, {self.count} steps, at {target}",
+                  flush=True)
+            self.last = now
+
+    def done(self) -> None:
+        if self.tty:
+            sys.stdout.write("\r" + " " * 100 + "\r")
+            sys.stdout.flush()
+
+
+def make(layout: Layout, targets: list[str], log: Path, label: str,
+         src: Path | None = None) -> int:
+    """Run kbuild with a progress display; return the number of steps it took."""
+    cmd = ["make", "-C", str(src or layout.src), f"O={layout.obj}", f"-j{jobs()}",
+           f"CC={compiler()}", *targets]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    progress = Progress(label)
+    lines: list[str] = []
+    with log.open("a") as fh:
+        fh.write(f"$ {' '.join(cmd)}\n")
+        try:
+            proc = subprocess.Popen(cmd, env=make_env(layout), text=True, errors="replace",
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        except FileNotFoundError as exc:
+            raise HarnessError("make not found: run `make deps`") from exc
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            fh.write(line)
+            lines.append(line)
+            if len(lines) > 5000:
+                del lines[:1000]
+            if m := _STEP.match(line):
+                progress.step(m.group(2))
+        rc = proc.wait()
+    progress.done()
+    if rc != 0:
+        if any("No space left on device" in ln for ln in lines):
+            raise HarnessError(f"{label}: no space left on device under {layout.build}", log)
+        raise HarnessError(f"{label} failed: {first_error(lines)}", log)
+    return progress.count
+
+
+def build_kernel(layout: Layout, log: Path) -> StageResult:
+    timer = Timer()
+    steps = make(layout, ["bzImage"], log, "kernel")
+    if not layout.bzimage.exists():
+        raise HarnessError(f"kernel build produced no {layout.bzimage}", log)
+    make(layout, ["headers_install", f"INSTALL_HDR_PATH={layout.headers}"], log, "headers")
+    return StageResult("build", timer.elapsed(), f"{steps} kbuild steps")
+
+
+def build_selftests(layout: Layout, log: Path) -> StageResult:
+    timer = Timer()
+    out = layout.selftests_out
+    run_logged(["make", "-C", layout.selftests, f"-j{jobs()}", f"OUT={out}",
+                f"HDR={layout.headers}/include", f"KSRC={layout.src}"], log, "selftests build")
+    count = len(list_selftests(layout))
+    if count == 0:
+        raise HarnessError(f"no selftest binaries in {out}", log)
+    return StageResult("selftests", timer.elapsed(), f"{count} programs")
+
+
+def list_selftests(layout: Layout) -> list[Path]:
+    out = layout.selftests_out
+    if not out.is_dir():
+        return []
+    return sorted(p for p in out.iterdir() if p.is_file() and os.access(p, os.X_OK)
+                  and p.suffix == "")

@@ -1,0 +1,31 @@
+#!/bin/bash
+# Runs inside the test VM (as root, host root filesystem read-only).
+# $1: the results folder shared read-write with the host; it holds tests.list,
+# one "name<TAB>timeout-seconds<TAB>shell command" a line.  For each test this
+# writes NAME.out (stdout+stderr) and NAME.rc (exit status; 124 = timed out),
+# and prints progress markers the host follows on the console.
+set -u
+out=$1
+echo "vmtest: guest up $(uname -r)"
+[ -d /sys/kernel/debug/tracing ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+ulimit -c 0
+while IFS=$'\t' read -r name tmo cmd; do
+	[ -n "$name" ] || continue
+	echo "vmtest: start $name"
+	timeout -k 5 "$tmo" bash -c "$cmd" >"$out/$name.out" 2>&1 </dev/null
+	rc=$?
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "vmtest: timeout $name after ${tmo}s; dumping blocked tasks"
+		echo w >/proc/sysrq-trigger 2>/dev/null
+	fi
+	echo "$rc" >"$out/$name.rc"
+	echo "vmtest: done $name rc=$rc"
+done <"$out/tests.list"
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	# Objects younger than 5 s are never reported: let the last test's settle.
+	sleep 6
+	echo scan >/sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak >"$out/kmemleak.txt"
+fi
+dmesg >"$out/dmesg.txt"
+echo "vmtest: guest done"

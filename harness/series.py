@@ -1,0 +1,85 @@
+"""make check-series: checkpatch --strict on every patch, and every patch builds."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from harness import build, kconfig, source
+from harness.errors import HarnessError
+from harness.layout import Layout
+from harness.proc import git
+
+_TOTAL = re.compile(r"total: (\d+) errors, (\d+) warnings, (?:(\d+) checks, )?")
+
+
+def checkpatch(layout: Layout, patch: Path) -> tuple[bool, str]:
+    full = subprocess.run(["perl", "scripts/checkpatch.pl", "--strict", "--no-color",
+                           str(patch)], cwd=layout.src, text=True, capture_output=True)
+    m = _TOTAL.search(full.stdout)
+    if not m:
+        return False, f"checkpatch gave no verdict: {(full.stderr or full.stdout).strip()[:200]}"
+    errors, warnings = int(m.group(1)), int(m.group(2))
+    checks = int(m.group(3) or 0)
+    ok = errors == 0 and warnings == 0
+    detail = f"{errors} errors, {warnings} warnings, {checks} checks"
+    if not ok:
+        first = next((ln for ln in full.stdout.splitlines()
+                      if ln.startswith(("ERROR:", "WARNING:"))), "")
+        detail += f": {first}"
+    return ok, detail
+
+
+def _stamp(layout: Layout) -> Path:
+    return layout.build / "series-built.txt"
+
+
+def check(layout: Layout, log: Path) -> int:
+    patches = source.series_files(layout)
+    failures = []
+    for patch in patches:
+        ok, detail = checkpatch(layout, patch) if (layout.src / ".git").exists() else (
+            False, "no kernel tree")
+        print(f"[checkpatch] {patch.name}: {detail}", flush=True)
+        if not ok:
+            failures.append(f"{patch.name}: checkpatch: {detail}")
+    source.prepare(layout, log)
+    kconfig.configure(layout, log)
+    commits = git(layout.src, "rev-list", "--reverse", f"{source.BASE}..series").split()
+    if len(commits) != len(patches):
+        raise HarnessError(f"{len(patches)} patches but {len(commits)} commits on "
+                           f"{layout.src} branch series")
+    series = dataclasses.replace(layout, obj_name="obj-series")
+    series.obj.mkdir(parents=True, exist_ok=True)
+    config_text = (layout.obj / ".config").read_text()
+    config_hash = hashlib.sha256(config_text.encode()).hexdigest()[:16]
+    done = set(_stamp(layout).read_text().split()) if _stamp(layout).exists() else set()
+    before = source.tree_mtimes(layout.src, "series")
+    try:
+        for patch, commit in zip(patches, commits, strict=False):
+            key = f"{git(layout.src, 'rev-parse', commit + '^{tree}')}:{config_hash}"
+            if key in done:
+                print(f"[bisect] {patch.name}: built before", flush=True)
+                continue
+            git(layout.src, "checkout", "-q", "--detach", commit)
+            shutil.copyfile(layout.obj / ".config", series.obj / ".config")
+            try:
+                build.make(series, ["olddefconfig"], log, "olddefconfig")
+                build.make(series, ["bzImage"], log, f"build {patch.name}")
+            except HarnessError as exc:
+                failures.append(f"{patch.name}: does not build: {exc.message}")
+                print(f"[bisect] {patch.name}: FAILED {exc.message}", flush=True)
+                continue
+            done.add(key)
+            _stamp(layout).write_text("\n".join(sorted(done)) + "\n")
+            print(f"[bisect] {patch.name}: builds", flush=True)
+    finally:
+        git(layout.src, "checkout", "-q", "series")
+        source.restore_mtimes(layout.src, before)
+    for failure in failures:
+        print(f"FAILED {failure}")
+    print(f"check-series: {len(patches)} patch(es), {len(failures)} problem(s); log: {log}")
+    return 1 if failures else 0

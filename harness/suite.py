@@ -1,0 +1,86 @@
+"""What runs inside the guest, and how its files become results."""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import ktap
+from harness.build import list_selftests
+from harness.ktap import Status, TestResult
+from harness.layout import Layout
+from harness.vm import GuestTest
+
+SELFTEST_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class Checker:
+    name: str
+    module: str
+    timeout: int
+    args: tuple[str, ...] = ()
+
+
+CHECKERS = [
+    Checker("keyctl_watch", "harness.checkers.keyctl_watch", 120),
+    Checker("watch_sample", "harness.checkers.watch_sample", 120),
+    Checker("ring_diff", "harness.checkers.ring_diff", 600),
+]
+
+
+def guest_tests(layout: Layout, python: Path) -> list[GuestTest]:
+    tests = [GuestTest(p.name, shlex.quote(str(p)), SELFTEST_TIMEOUT)
+             for p in list_selftests(layout)]
+    env = (f"cd {shlex.quote(str(layout.repo))} && PYTHONPATH={shlex.quote(str(layout.repo))} "
+           f"VMTEST_SELFTESTS={shlex.quote(str(layout.selftests_out))}")
+    for checker in CHECKERS:
+        module_file = layout.repo / (checker.module.replace(".", "/") + ".py")
+        if not module_file.exists():
+            continue
+        args = " ".join(shlex.quote(a) for a in checker.args)
+        tests.append(GuestTest(checker.name, f"{env} {shlex.quote(str(python))} -m "
+                               f"{checker.module} {args}".rstrip(), checker.timeout))
+    return tests
+
+
+def collect(results: Path, tests: list[GuestTest]) -> list[TestResult]:
+    """Turn each test's NAME.out / NAME.rc into a result tree."""
+    return [collect_one(results, test) for test in tests]
+
+
+def collect_one(results: Path, test: GuestTest) -> TestResult:
+    out = results / f"{test.name}.out"
+    rc_file = results / f"{test.name}.rc"
+    lines = out.read_text(errors="replace").splitlines() if out.exists() else []
+    result = ktap.parse(lines, test.name)
+    if not rc_file.exists():
+        why = ("never started: the guest died before it" if not out.exists()
+               else "no exit status: the guest died while it ran")
+        return _crashed(result, why)
+    rc = int(rc_file.read_text().strip() or "-1")
+    if rc in (124, 137):
+        return _crashed(result, f"timed out after {test.timeout}s")
+    if rc == 127:
+        return _crashed(result, "command not found: " + (lines[-1] if lines else test.command))
+    if result.status is Status.CRASHED and not result.subtests:
+        last = lines[-1] if lines else "no output"
+        result.reason = f"exit {rc}, no KTAP output: {last}"
+        result.status = Status.FAILED if rc != 0 else Status.CRASHED
+        return result
+    if rc != 0 and result.status in (Status.PASSED, Status.SKIPPED):
+        result.subtests.append(TestResult("exit status", Status.FAILED,
+                                          f"exited {rc} although every result was ok"))
+        result.status = Status.FAILED
+    return result
+
+
+def _crashed(result: TestResult, why: str) -> TestResult:
+    result.reason = why
+    result.status = Status.CRASHED
+    for sub in result.subtests:
+        if sub.status is Status.CRASHED:
+            sub.reason = f"{sub.reason} ({why})"
+    if not any(sub.status is Status.CRASHED for sub in result.subtests):
+        result.subtests.append(TestResult("(incomplete)", Status.CRASHED, why))
+    return result

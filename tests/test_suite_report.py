@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from harness import report, splat, suite
+from harness.ktap import Status
+from harness.vm import GuestTest
+
+DATA = Path(__file__).parent / "data"
+
+
+def guest(tmp_path: Path, name: str, out: str | None, rc: int | None) -> GuestTest:
+    if out is not None:
+        (tmp_path / f"{name}.out").write_text(out)
+    if rc is not None:
+        (tmp_path / f"{name}.rc").write_text(f"{rc}\n")
+    return GuestTest(name, "cmd", 30)
+
+
+def test_passing_program(tmp_path: Path) -> None:
+    t = guest(tmp_path, "p", (DATA / "kselftest_pass.log").read_text(), 0)
+    result = suite.collect_one(tmp_path, t)
+    assert result.status is Status.PASSED
+
+
+def test_timeout_marks_the_program_crashed(tmp_path: Path) -> None:
+    t = guest(tmp_path, "slow", "KTAP version 1\n1..2\nok 1 a\n", 124)
+    result = suite.collect_one(tmp_path, t)
+    assert result.status is Status.CRASHED
+    assert "timed out after 30s" in result.leaves()[-1].reason
+
+
+def test_guest_died_before_the_test(tmp_path: Path) -> None:
+    result = suite.collect_one(tmp_path, guest(tmp_path, "never", None, None))
+    assert result.status is Status.CRASHED and "never started" in result.reason
+
+
+def test_command_not_found(tmp_path: Path) -> None:
+    t = guest(tmp_path, "nf", "bash: line 1: /x/ring_test: No such file or directory\n", 127)
+    result = suite.collect_one(tmp_path, t)
+    assert result.status is Status.CRASHED and "command not found" in result.reason
+
+
+def test_nonzero_exit_with_all_ok_fails(tmp_path: Path) -> None:
+    t = guest(tmp_path, "liar", "KTAP version 1\n1..1\nok 1 a\n", 1)
+    result = suite.collect_one(tmp_path, t)
+    assert result.status is Status.FAILED
+    assert result.leaves()[-1].name == "exit status"
+
+
+def test_non_ktap_failure_keeps_its_last_line(tmp_path: Path) -> None:
+    t = guest(tmp_path, "raw", "Traceback...\nValueError: boom\n", 1)
+    result = suite.collect_one(tmp_path, t)
+    assert result.status is Status.FAILED and "ValueError: boom" in result.reason
+
+
+def test_report_counts_json_junit_and_last_line(tmp_path: Path) -> None:
+    good = suite.collect_one(tmp_path, guest(tmp_path, "good",
+                                             (DATA / "kselftest_pass.log").read_text(), 0))
+    bad = suite.collect_one(tmp_path, guest(tmp_path, "bad",
+                                            (DATA / "noise.log").read_text(), 1))
+    splats = splat.scan((DATA / "splats.log").read_text().splitlines())[:1]
+    rep = report.RunReport([good, bad], splats, {"kernel": "6.12.117"})
+    counts = rep.counts()
+    assert (counts.passed, counts.failed, counts.skipped) == (3, 2, 2)
+    assert not rep.ok
+    report.write(rep, tmp_path)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["counts"] == {"passed": 3, "failed": 2, "skipped": 2}
+    assert data["splats"][0]["kind"] == "KASAN"
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    assert sum(int(s.get("failures", "0")) for s in root) == 2
+    text = (tmp_path / "summary.txt").read_text().splitlines()
+    assert text[-1] == "3 passed, 2 failed, 2 skipped"
+    assert any(line.startswith("SPLAT KASAN") for line in text)
+
+
+def test_a_run_with_no_passing_test_is_not_ok() -> None:
+    assert not report.RunReport([]).ok

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import vm
+from harness.errors import HarnessError
+
+
+def request(tmp_path: Path, script: str, boot_timeout: int = 20,
+            tests: list[vm.GuestTest] | None = None) -> vm.VmRequest:
+    fake = tmp_path / "fake-vng"
+    fake.write_text("#!/bin/bash\n" + script)
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    kernel = tmp_path / "bzImage"
+    kernel.write_text("")
+    return vm.VmRequest(kernel, tmp_path / "guest", tests or [vm.GuestTest("t", "true", 5)],
+                        "tcg", vng=str(fake), boot_timeout=boot_timeout)
+
+
+def test_command_line_uses_tcg_and_shares_results(tmp_path: Path) -> None:
+    req = vm.VmRequest(Path("/k/bzImage"), Path("/r"), [], "tcg")
+    cmd = vm.vng_command(req)
+    assert cmd[:3] == ["vng", "--run", "/k/bzImage"]
+    assert "--disable-kvm" in cmd
+    assert "--rwdir=/r=/r" in cmd
+    assert cmd[-2] == "--exec" and cmd[-1].endswith("run-tests.sh /r")
+    assert "--disable-kvm" not in vm.vng_command(vm.VmRequest(Path("/k"), Path("/r"), [], "kvm"))
+
+
+def test_manifest_rejects_tabs(tmp_path: Path) -> None:
+    req = vm.VmRequest(Path("/k"), tmp_path, [vm.GuestTest("x", "a\tb", 1)], "tcg")
+    with pytest.raises(HarnessError, match="tab or newline"):
+        vm.write_manifest(req)
+
+
+def test_deadline_covers_every_test() -> None:
+    req = vm.VmRequest(Path("/k"), Path("/r"), [vm.GuestTest("a", "", 100),
+                                                vm.GuestTest("b", "", 50)], "tcg",
+                       boot_timeout=60)
+    assert vm.deadline(req) == 60 + 110 + 60 + 30
+
+
+def test_clean_run_records_boot_time_and_tests(tmp_path: Path) -> None:
+    req = request(tmp_path, "echo 'vmtest: guest up 6.12'\necho 'vmtest: start t'\n"
+                            "echo 'vmtest: done t rc=0'\necho 'vmtest: guest done'\n")
+    out = vm.run(req, tmp_path / "console.log")
+    assert out.returncode == 0 and out.started == ["t"] and out.finished == ["t"]
+    assert out.boot_seconds is not None
+    assert vm.diagnose(out) == ""
+    assert "vmtest: guest done" in (tmp_path / "console.log").read_text()
+
+
+def test_boot_hang_is_killed_with_a_diagnosis(tmp_path: Path) -> None:
+    req = request(tmp_path, "echo booting; sleep 600 & sleep 600\n", boot_timeout=2)
+    start = time.monotonic()
+    out = vm.run(req, tmp_path / "console.log")
+    assert time.monotonic() - start < 15
+    assert vm.diagnose(out).startswith("boot hang")
+
+
+def test_panic_is_reported(tmp_path: Path) -> None:
+    req = request(tmp_path, "echo 'vmtest: guest up'\necho 'vmtest: start t'\n"
+                            "echo '[ 3.0] Kernel panic - not syncing: Fatal exception'\nexit 255\n")
+    out = vm.run(req, tmp_path / "console.log")
+    assert out.panic and vm.diagnose(out) == "kernel panic"
+
+
+def test_no_ports_reads_as_udev_hint(tmp_path: Path) -> None:
+    out = vm.run(request(tmp_path, "exit 255\n"), tmp_path / "console.log")
+    assert "udev" in vm.diagnose(out)
+
+
+def test_missing_kernel_is_a_clear_error(tmp_path: Path) -> None:
+    req = request(tmp_path, "exit 0\n")
+    req.kernel.unlink()
+    with pytest.raises(HarnessError, match="no kernel image"):
+        vm.run(req, tmp_path / "console.log")
