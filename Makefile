@@ -27,6 +27,9 @@ vmtest: $(VPY)
 vmrun: $(VPY)
 	$(HARNESS) vmrun --cmd "$(CMD)"
 
+bench: $(VPY)
+	$(HARNESS) bench
+
 check-series: $(VPY)
 	$(HARNESS) check-series
 

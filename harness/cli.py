@@ -1,7 +1,7 @@
 """Wire the stages together: python -m harness STAGE [options].
 
 Stages: deps, source, config, build, run, parse, vmtest (all of them),
-vmrun, check-series, export-patches, reset-source.
+vmrun, bench, check-series, export-patches, reset-source.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import build, deps, kconfig, report, source, splat, suite, vm
+from harness import bench, build, deps, kconfig, report, source, splat, suite, vm
 from harness.errors import HarnessError
 from harness.ktap import Status, TestResult
 from harness.layout import PROFILES, Layout, default_layout
@@ -157,6 +157,30 @@ def cmd_vmrun(s: Session) -> int:
     return s.verdict(tests, outcome)
 
 
+def cmd_bench(s: Session) -> int:
+    s.deps()
+    s.source()
+    s.config()
+    s.build()
+    tests = bench.guest_tests(s.layout)
+    if not tests:
+        raise HarnessError(f"no benchmark programs in {s.layout.selftests_out}/bench")
+    outcome = s.run(tests)
+    tables = bench.collect(s.results / "guest", tests)
+    path = bench.save(tables, s.meta, s.results)
+    print()
+    print(bench.render(tables))
+    print(f"saved: {path}")
+    failed = [t.name for t in tests
+              if (s.results / "guest" / f"{t.name}.rc").read_text().strip() != "0"
+              ] if not vm.diagnose(outcome) else ["vm"]
+    if failed or not tables:
+        print(f"benchmark run incomplete ({vm.diagnose(outcome) or ', '.join(failed)}); "
+              f"logs: {s.results}")
+        return 1
+    return 0
+
+
 def cmd_parse(s: Session) -> int:
     results = Path(s.args.results) if s.args.results else s.layout.results_root / "latest"
     tests = [vm.GuestTest(p.stem, "", 0) for p in sorted((results / "guest").glob("*.rc"))]
@@ -169,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["deps", "source", "config", "build", "run", "parse",
-                                          "vmtest", "vmrun", "check-series", "export-patches",
-                                          "reset-source"])
+                                          "vmtest", "vmrun", "bench", "check-series",
+                                          "export-patches", "reset-source"])
     parser.add_argument("--profile", default=os.environ.get("PROFILE") or "default",
                         choices=PROFILES)
     parser.add_argument("--accel", default=os.environ.get("VMTEST_ACCEL") or "auto",
@@ -201,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_vmtest(s)
         elif args.stage == "vmrun":
             return cmd_vmrun(s)
+        elif args.stage == "bench":
+            return cmd_bench(s)
         elif args.stage == "check-series":
             from harness import series
             return series.check(s.layout, s.log("check-series"))

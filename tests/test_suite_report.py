@@ -79,3 +79,14 @@ def test_report_counts_json_junit_and_last_line(tmp_path: Path) -> None:
 
 def test_a_run_with_no_passing_test_is_not_ok() -> None:
     assert not report.RunReport([]).ok
+
+
+def test_bench_lines_become_tables() -> None:
+    from harness import bench
+    tables = bench.parse(["noise", "BENCH\tring vs pipe\tbatch 1\tring ns/rec\t120",
+                          "BENCH\tring vs pipe\tbatch 1\tpipe ns/rec\t480",
+                          "BENCH\tring vs pipe\tbatch 16\tring ns/rec\t40", "BENCH\tbad"])
+    assert tables == {"ring vs pipe": {"batch 1": {"ring ns/rec": "120", "pipe ns/rec": "480"},
+                                       "batch 16": {"ring ns/rec": "40"}}}
+    text = bench.render(tables)
+    assert "## ring vs pipe" in text and "batch 16" in text and text.count("-") >= 1
