@@ -107,9 +107,12 @@ def run(req: VmRequest, console: Path, echo: bool = False) -> VmOutcome:
     outcome = VmOutcome(returncode=-1, console=console, elapsed=0.0)
     limit = deadline(req)
     with console.open("wb") as log:
+        # vng runs its helpers (virtme-run) from its own bin folder.
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(req.vng).parent}:{env.get('PATH', '')}"
         proc = subprocess.Popen(vng_command(req), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
         assert proc.stdout is not None
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
