@@ -98,7 +98,7 @@ class Session:
         report.write(rep, self.results)
         _link_latest(self.layout, self.results)
         print()
-        print(report.summary(rep), end="")
+        print("".join(report.summary(rep).splitlines(keepends=True)[:-1]), end="")
         print("where the time went: " + ", ".join(
             f"{t.stage} {t.elapsed:.0f}s" for t in self.timings))
         if problem:
