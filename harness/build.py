@@ -114,11 +114,15 @@ def build_kernel(layout: Layout, log: Path) -> StageResult:
     return StageResult("build", timer.elapsed(), f"{steps} kbuild steps")
 
 
-def build_selftests(layout: Layout, log: Path) -> StageResult:
+def build_selftests(layout: Layout, log: Path, target: str = "all") -> StageResult:
     timer = Timer()
     out = layout.selftests_out
-    run_logged(["make", "-C", layout.selftests, f"-j{jobs()}", f"OUT={out}",
-                f"HDR={layout.headers}/include", f"KSRC={layout.src}"], log, "selftests build")
+    proc = run_logged(["make", "-C", layout.selftests, f"-j{jobs()}", f"OUT={out}",
+                       f"HDR={layout.headers}/include", f"KSRC={layout.src}", target], log,
+                      "selftests build", check=False)
+    if proc.returncode != 0:
+        raise HarnessError(f"selftests build failed: {first_error(proc.stdout.splitlines())}",
+                           log)
     count = len(list_selftests(layout))
     if count == 0:
         raise HarnessError(f"no selftest binaries in {out}", log)

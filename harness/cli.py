@@ -56,9 +56,9 @@ class Session:
     def config(self) -> None:
         self.stage(kconfig.configure(self.layout, self.log("config")))
 
-    def build(self) -> None:
+    def build(self, target: str = "all") -> None:
         self.stage(build.build_kernel(self.layout, self.log("build")))
-        self.stage(build.build_selftests(self.layout, self.log("build")))
+        self.stage(build.build_selftests(self.layout, self.log("build"), target))
 
     def run(self, tests: list[vm.GuestTest], echo: bool = True) -> vm.VmOutcome:
         vng = str(self.layout.repo / ".venv" / "bin" / "vng")
@@ -161,7 +161,7 @@ def cmd_bench(s: Session) -> int:
     s.deps()
     s.source()
     s.config()
-    s.build()
+    s.build("bench")
     tests = bench.guest_tests(s.layout)
     if not tests:
         raise HarnessError(f"no benchmark programs in {s.layout.selftests_out}/bench")
