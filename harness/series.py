@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -17,8 +18,10 @@ _TOTAL = re.compile(r"total: (\d+) errors, (\d+) warnings, (?:(\d+) checks, )?")
 
 
 def checkpatch(layout: Layout, patch: Path) -> tuple[bool, str]:
+    # scripts/spdxcheck.py needs ply and GitPython: the venv has them.
+    env = dict(os.environ, PATH=f"{layout.repo / '.venv' / 'bin'}:{os.environ.get('PATH', '')}")
     full = subprocess.run(["perl", "scripts/checkpatch.pl", "--strict", "--no-color",
-                           str(patch)], cwd=layout.src, text=True, capture_output=True)
+                           str(patch)], cwd=layout.src, text=True, capture_output=True, env=env)
     m = _TOTAL.search(full.stdout)
     if not m:
         return False, f"checkpatch gave no verdict: {(full.stderr or full.stdout).strip()[:200]}"
