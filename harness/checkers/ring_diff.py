@@ -309,7 +309,12 @@ class DeviceTarget:
 
 def _ioctl_errno(fd: int, request: int, arg: int | bytes) -> int:
     try:
-        fcntl.ioctl(fd, request, arg)
+        if isinstance(arg, bytes):
+            # An immutable argument is copied through a 1024-byte buffer, too
+            # small for a 17-entry filter; a mutable one is passed as it is.
+            fcntl.ioctl(fd, request, bytearray(arg), True)
+        else:
+            fcntl.ioctl(fd, request, arg)
     except OSError as e:
         return e.errno or -1
     return 0
