@@ -81,7 +81,7 @@ def make(layout: Layout, targets: list[str], log: Path, label: str,
     log.parent.mkdir(parents=True, exist_ok=True)
     progress = Progress(label)
     lines: list[str] = []
-    with log.open("a") as fh:
+    with log.open("a", buffering=1) as fh:
         fh.write(f"$ {' '.join(cmd)}\n")
         try:
             proc = subprocess.Popen(cmd, env=make_env(layout), text=True, errors="replace",

@@ -24,7 +24,7 @@ def run_logged(cmd: Sequence[str | Path], log: Path, what: str,
                check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run ``cmd``, appending its combined output to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as fh:
+    with log.open("a", buffering=1) as fh:
         fh.write(f"$ {' '.join(str(c) for c in cmd)}\n")
         fh.flush()
         try:

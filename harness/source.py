@@ -46,8 +46,12 @@ def package_version() -> str:
     return proc.stdout.strip()
 
 
+COVER_LETTER = "0000-cover-letter.patch"
+
+
 def series_files(layout: Layout) -> list[Path]:
-    return sorted(layout.patches.glob("*.patch"))
+    """The patches git am applies, in order (the cover letter is not one)."""
+    return sorted(p for p in layout.patches.glob("*.patch") if p.name != COVER_LETTER)
 
 
 def series_hash(patches: list[Path]) -> str:
@@ -207,7 +211,7 @@ def export_patches(layout: Layout) -> list[str]:
     if dirty:
         raise HarnessError(f"{src} has uncommitted edits: commit them first")
     layout.patches.mkdir(exist_ok=True)
-    for old in series_files(layout):
+    for old in series_files(layout):  # the cover letter is written by hand
         old.unlink()
     out = git(src, "format-patch", "--no-signature", "--zero-commit", "-o",
               str(layout.patches), f"{BASE}..HEAD")
