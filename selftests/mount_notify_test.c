@@ -1,0 +1,1126 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Tests for mount topology change notifications: watch_mount(2) feeding
+ * struct mount_notification records into a watch queue.
+ *
+ * <linux/watch_queue.h> pulls in <linux/fcntl.h>, which clashes with glibc's
+ * <fcntl.h> and <sys/mount.h>, so neither is included: mount(2) and friends
+ * are called through syscall(2) and open(2) is declared by hand.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/mount.h>
+#include <linux/stat.h>
+#include <linux/watch_queue.h>
+
+#include "kselftest_harness.h"
+
+extern int open(const char *path, int flags, ...);
+
+#ifndef __NR_watch_mount
+#define __NR_watch_mount 463
+#endif
+#ifndef __NR_statmount
+#define __NR_statmount 457
+#endif
+#ifndef __NR_mount_setattr
+#define __NR_mount_setattr 442
+#endif
+#ifndef __NR_open_tree
+#define __NR_open_tree 428
+#endif
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U
+#endif
+#ifndef MNT_DETACH
+#define MNT_DETACH 2
+#endif
+#ifndef MNT_EXPIRE
+#define MNT_EXPIRE 4
+#endif
+#ifndef IOC_WATCH_QUEUE_NR_PAGES
+#define IOC_WATCH_QUEUE_NR_PAGES _IO('W', 0x62)
+#endif
+
+#define BASE		"/tmp/mnt_notify"
+#define REC_LEN		((unsigned int)sizeof(struct mount_notification))
+
+static int sys_watch_mount(int dfd, const char *path, unsigned int at_flags,
+			   int watch_fd, int watch_id)
+{
+	return syscall(__NR_watch_mount, dfd, path, at_flags, watch_fd, watch_id);
+}
+
+static int sys_mount(const char *src, const char *tgt, const char *fstype,
+		     unsigned long flags, const void *data)
+{
+	return syscall(__NR_mount, src, tgt, fstype, flags, data);
+}
+
+static int sys_umount2(const char *tgt, int flags)
+{
+	return syscall(__NR_umount2, tgt, flags);
+}
+
+static int sys_mount_setattr(const char *path, unsigned long long set,
+			     unsigned long long clr)
+{
+	struct mount_attr attr = { .attr_set = set, .attr_clr = clr };
+
+	return syscall(__NR_mount_setattr, AT_FDCWD, path, 0, &attr, sizeof(attr));
+}
+
+static int tmpfs_at(const char *path, unsigned long flags)
+{
+	return sys_mount("mnt_notify", path, "tmpfs", flags, NULL);
+}
+
+/* The 64-bit unique mount ID of the mount at @path, 0 on failure. */
+static uint64_t mnt_id(const char *path)
+{
+	struct statx stx;
+
+	memset(&stx, 0, sizeof(stx));
+	if (syscall(__NR_statx, AT_FDCWD, path, 0, STATX_MNT_ID_UNIQUE, &stx))
+		return 0;
+	if (!(stx.stx_mask & STATX_MNT_ID_UNIQUE))
+		return 0;
+	return stx.stx_mnt_id;
+}
+
+/* statmount() the mount @id; returns 0 or -errno. */
+static int do_statmount(uint64_t id, uint64_t mask, struct statmount *sm,
+			size_t size)
+{
+	struct mnt_id_req req = {
+		.size = MNT_ID_REQ_SIZE_VER0,
+		.mnt_id = id,
+		.param = mask,
+	};
+
+	if (syscall(__NR_statmount, &req, sm, size, 0))
+		return -errno;
+	return 0;
+}
+
+static uint64_t statmount_attr(uint64_t id)
+{
+	struct statmount sm;
+
+	if (do_statmount(id, STATMOUNT_MNT_BASIC, &sm, sizeof(sm)))
+		return ~0ULL;
+	return sm.mnt_attr;
+}
+
+/* Make a notification pipe; fds[0] (read) is non-blocking. */
+static int make_queue(int fds[2])
+{
+	if (pipe2(fds, O_NOTIFICATION_PIPE | O_NONBLOCK))
+		return -1;
+	if (ioctl(fds[0], IOC_WATCH_QUEUE_SET_SIZE, 256))
+		return -1;
+	return 0;
+}
+
+#define MAX_RECS 64
+
+struct rec {
+	unsigned char b[128];
+	unsigned int len;
+};
+
+static struct mount_notification *mn(struct rec *r)
+{
+	return (struct mount_notification *)r->b;
+}
+
+/* Drain everything currently queued (non-blocking). */
+static int read_recs(int fd, struct rec *recs, int max)
+{
+	unsigned char buf[4096];
+	int n = 0;
+
+	for (;;) {
+		ssize_t len = read(fd, buf, sizeof(buf));
+		ssize_t off = 0;
+
+		if (len < 0) {
+			if (errno == EAGAIN)
+				return n;
+			return -1;
+		}
+		while (off < len) {
+			struct watch_notification *w = (void *)(buf + off);
+			unsigned int l = w->info & WATCH_INFO_LENGTH;
+
+			if (l < sizeof(*w) || off + l > len || n >= max)
+				return -1;
+			memset(&recs[n], 0, sizeof(recs[n]));
+			memcpy(recs[n].b, buf + off, l);
+			recs[n].len = l;
+			n++;
+			off += l;
+		}
+	}
+}
+
+/*
+ * Check that @r is exactly the mount record described by the arguments: the
+ * type, subtype, length, watch id, flags (and no other info bits), all ids and
+ * the attributes (which must match what statmount() says when aux still
+ * exists, else @attr_if_gone).
+ */
+#define ASSERT_MOUNT_REC(r, st, wid, flags, trig, aux, watched)			\
+	do {									\
+		struct mount_notification *__m = mn(r);				\
+		ASSERT_EQ((r)->len, REC_LEN);					\
+		ASSERT_EQ((unsigned int)__m->watch.type, (unsigned int)WATCH_TYPE_MOUNT_NOTIFY);		\
+		ASSERT_EQ((unsigned int)__m->watch.subtype, (unsigned int)(st));				\
+		ASSERT_EQ(__m->watch.info & WATCH_INFO_LENGTH, REC_LEN);	\
+		ASSERT_EQ((__m->watch.info & WATCH_INFO_ID) >> 8, (unsigned int)(wid));	\
+		ASSERT_EQ(__m->watch.info & WATCH_INFO_TYPE_INFO,		\
+			  (unsigned int)(flags));				\
+		ASSERT_EQ(__m->watch.info & 0x80, 0U);				\
+		ASSERT_EQ(__m->triggered_on, (__u64)(trig));				\
+		ASSERT_EQ(__m->auxiliary_mount, (__u64)(aux));				\
+		ASSERT_EQ(__m->watched_mount, (__u64)(watched));			\
+		ASSERT_NE(__m->triggered_on, (__u64)0);				\
+		ASSERT_NE(__m->auxiliary_mount, (__u64)0);				\
+	} while (0)
+
+static void check_id_is_mount(struct __test_metadata *_metadata, uint64_t id,
+			      const char *mnt_point)
+{
+	struct {
+		struct statmount sm;
+		char str[4096];
+	} s;
+
+	memset(&s, 0, sizeof(s));
+	ASSERT_EQ(do_statmount(id, STATMOUNT_MNT_BASIC | STATMOUNT_MNT_POINT,
+			       &s.sm, sizeof(s)), 0);
+	ASSERT_EQ(s.sm.mnt_id, id);
+	if (mnt_point)
+		ASSERT_STREQ(s.str + s.sm.mnt_point, mnt_point);
+}
+
+FIXTURE(mount_notify) {
+	int q[2];
+	uint64_t base_id;
+};
+
+FIXTURE_SETUP(mount_notify)
+{
+	int ret;
+
+	self->q[0] = self->q[1] = -1;
+	if (geteuid() != 0)
+		SKIP(return, "needs root");
+
+	/* A closed watch_fd gives EBADF from watch_mount() and nothing else. */
+	ret = sys_watch_mount(AT_FDCWD, "/", 0, -1, 0);
+	if (ret < 0 && errno == ENOSYS)
+		SKIP(return, "watch_mount() not supported (CONFIG_MOUNT_NOTIFICATIONS=n)");
+	if (ret != -1 || errno != EBADF)
+		SKIP(return, "syscall %d is not watch_mount() on this kernel",
+		     __NR_watch_mount);
+	if (pipe2(self->q, O_NOTIFICATION_PIPE) < 0)
+		SKIP(return, "no notification pipes (CONFIG_WATCH_QUEUE=n)");
+	close(self->q[0]);
+	close(self->q[1]);
+	self->q[0] = self->q[1] = -1;
+
+	ASSERT_EQ(unshare(CLONE_NEWNS), 0);
+	ASSERT_EQ(sys_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+	ASSERT_EQ(tmpfs_at("/tmp", 0), 0);
+	ASSERT_EQ(mkdir(BASE, 0755), 0);
+	ASSERT_EQ(tmpfs_at(BASE, 0), 0);
+	ASSERT_EQ(mkdir(BASE "/a", 0755), 0);
+	ASSERT_EQ(mkdir(BASE "/b", 0755), 0);
+	self->base_id = mnt_id(BASE);
+	ASSERT_NE(self->base_id, 0ULL);
+	ASSERT_NE(self->base_id, mnt_id("/tmp"));
+	ASSERT_EQ(make_queue(self->q), 0);
+}
+
+FIXTURE_TEARDOWN(mount_notify)
+{
+	if (self->q[0] >= 0)
+		close(self->q[0]);
+	if (self->q[1] >= 0)
+		close(self->q[1]);
+}
+
+/* Watching, by itself, produces no records. */
+TEST_F(mount_notify, watch_alone_posts_nothing)
+{
+	struct rec r[MAX_RECS];
+
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 0);
+}
+
+TEST_F(mount_notify, new_mount_is_reported_on_parent)
+{
+	struct rec r[MAX_RECS];
+	uint64_t a;
+
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 0x12), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	a = mnt_id(BASE "/a");
+	ASSERT_NE(a, 0ULL);
+
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_NEW_MOUNT, 0x12, 0,
+			 self->base_id, a, self->base_id);
+	ASSERT_EQ(mn(&r[0])->mnt_attr, statmount_attr(a));
+	check_id_is_mount(_metadata, mn(&r[0])->auxiliary_mount, BASE "/a");
+	check_id_is_mount(_metadata, mn(&r[0])->triggered_on, BASE);
+}
+
+TEST_F(mount_notify, new_readonly_mount_has_is_now_ro)
+{
+	struct rec r[MAX_RECS];
+	uint64_t a;
+
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 3), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/a", MS_RDONLY | MS_NOSUID), 0);
+	a = mnt_id(BASE "/a");
+
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_NEW_MOUNT, 3,
+			 NOTIFY_MOUNT_IS_NOW_RO, self->base_id, a, self->base_id);
+	ASSERT_TRUE((mn(&r[0])->mnt_attr & MOUNT_ATTR_RDONLY) != 0);
+	ASSERT_TRUE((mn(&r[0])->mnt_attr & MOUNT_ATTR_NOSUID) != 0);
+	ASSERT_EQ(mn(&r[0])->mnt_attr, statmount_attr(a));
+}
+
+/* A tree attached by move_mount() from open_tree(OPEN_TREE_CLONE) is new. */
+TEST_F(mount_notify, attached_detached_tree_is_new_mount)
+{
+	struct rec r[MAX_RECS];
+	int fd;
+	uint64_t b;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	fd = syscall(__NR_open_tree, AT_FDCWD, BASE "/a",
+		     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 4), 0);
+	ASSERT_EQ(syscall(__NR_move_mount, fd, "", AT_FDCWD, BASE "/b",
+			  MOVE_MOUNT_F_EMPTY_PATH), 0);
+	close(fd);
+	b = mnt_id(BASE "/b");
+
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_NEW_MOUNT, 4, 0,
+			 self->base_id, b, self->base_id);
+}
+
+TEST_F(mount_notify, unmount_is_reported_on_parent)
+{
+	struct rec r[MAX_RECS];
+	uint64_t a;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	a = mnt_id(BASE "/a");
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 5), 0);
+	ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
+
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_UNMOUNT, 5, 0,
+			 self->base_id, a, self->base_id);
+	ASSERT_EQ(do_statmount(a, STATMOUNT_MNT_BASIC, (void *)r, sizeof(r)),
+		  -ENOENT);
+}
+
+TEST_F(mount_notify, expiry_then_unmount)
+{
+	struct rec r[MAX_RECS];
+	uint64_t a;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	a = mnt_id(BASE "/a");
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 6), 0);
+	ASSERT_EQ(sys_umount2(BASE "/a", MNT_EXPIRE), -1);
+	ASSERT_EQ(errno, EAGAIN);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 0);
+	ASSERT_EQ(sys_umount2(BASE "/a", MNT_EXPIRE), 0);
+
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 2);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_EXPIRY, 6, 0,
+			 self->base_id, a, self->base_id);
+	ASSERT_MOUNT_REC(&r[1], NOTIFY_MOUNT_UNMOUNT, 6, 0,
+			 self->base_id, a, self->base_id);
+}
+
+TEST_F(mount_notify, mount_setattr_readonly_toggles)
+{
+	struct rec r[MAX_RECS];
+	uint64_t a;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	a = mnt_id(BASE "/a");
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 7), 0);
+
+	ASSERT_EQ(sys_mount_setattr(BASE "/a", MOUNT_ATTR_RDONLY, 0), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_READONLY, 7,
+			 NOTIFY_MOUNT_IS_NOW_RO, a, a, a);
+	ASSERT_EQ(mn(&r[0])->mnt_attr, statmount_attr(a));
+
+	/* Setting it again changes nothing and posts nothing. */
+	ASSERT_EQ(sys_mount_setattr(BASE "/a", MOUNT_ATTR_RDONLY, 0), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 0);
+
+	ASSERT_EQ(sys_mount_setattr(BASE "/a", 0, MOUNT_ATTR_RDONLY), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_READONLY, 7, 0, a, a, a);
+	ASSERT_EQ(mn(&r[0])->mnt_attr & MOUNT_ATTR_RDONLY, (__u64)0);
+}
+
+TEST_F(mount_notify, bind_remount_readonly)
+{
+	struct rec r[MAX_RECS];
+	uint64_t a;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	a = mnt_id(BASE "/a");
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 8), 0);
+	ASSERT_EQ(sys_mount(NULL, BASE "/a", NULL,
+			    MS_REMOUNT | MS_BIND | MS_RDONLY, NULL), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_READONLY, 8,
+			 NOTIFY_MOUNT_IS_NOW_RO, a, a, a);
+}
+
+TEST_F(mount_notify, mount_setattr_flags_is_setattr)
+{
+	struct rec r[MAX_RECS];
+	uint64_t a;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	a = mnt_id(BASE "/a");
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 9), 0);
+	ASSERT_EQ(sys_mount_setattr(BASE "/a",
+				    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_SETATTR, 9, 0, a, a, a);
+	ASSERT_EQ(mn(&r[0])->mnt_attr & (MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
+		  (__u64)(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
+	ASSERT_EQ(mn(&r[0])->mnt_attr, statmount_attr(a));
+}
+
+TEST_F(mount_notify, readonly_and_other_flag_post_both)
+{
+	struct rec r[MAX_RECS];
+	uint64_t a;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	a = mnt_id(BASE "/a");
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 10), 0);
+	ASSERT_EQ(sys_mount_setattr(BASE "/a",
+				    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOEXEC, 0), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 2);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_READONLY, 10,
+			 NOTIFY_MOUNT_IS_NOW_RO, a, a, a);
+	ASSERT_MOUNT_REC(&r[1], NOTIFY_MOUNT_SETATTR, 10,
+			 NOTIFY_MOUNT_IS_NOW_RO, a, a, a);
+	ASSERT_EQ(mn(&r[1])->mnt_attr, statmount_attr(a));
+}
+
+TEST_F(mount_notify, bind_remount_noexec_is_setattr)
+{
+	struct rec r[MAX_RECS];
+	uint64_t a;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	a = mnt_id(BASE "/a");
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 11), 0);
+	ASSERT_EQ(sys_mount(NULL, BASE "/a", NULL,
+			    MS_REMOUNT | MS_BIND | MS_NOEXEC, NULL), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_SETATTR, 11, 0, a, a, a);
+	ASSERT_TRUE((mn(&r[0])->mnt_attr & MOUNT_ATTR_NOEXEC) != 0);
+}
+
+TEST_F(mount_notify, move_from_and_move_to)
+{
+	struct rec r[MAX_RECS];
+	int q2[2], q3[2];
+	uint64_t p1, p2, c;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/b", 0), 0);
+	ASSERT_EQ(mkdir(BASE "/a/x", 0755), 0);
+	ASSERT_EQ(mkdir(BASE "/b/y", 0755), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/a/x", 0), 0);
+	p1 = mnt_id(BASE "/a");
+	p2 = mnt_id(BASE "/b");
+	c = mnt_id(BASE "/a/x");
+	ASSERT_EQ(make_queue(q2), 0);
+	ASSERT_EQ(make_queue(q3), 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/b", 0, q2[1], 2), 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, q3[1], 3), 0);
+
+	ASSERT_EQ(sys_mount(BASE "/a/x", BASE "/b/y", NULL, MS_MOVE, NULL), 0);
+	ASSERT_EQ(mnt_id(BASE "/b/y"), c);
+
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_MOVE_FROM, 1, 0, p1, c, p1);
+	ASSERT_EQ(read_recs(q2[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_MOVE_TO, 2, 0, p2, c, p2);
+	ASSERT_EQ(read_recs(q3[0], r, MAX_RECS), 2);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_MOVE_FROM, 3,
+			 NOTIFY_MOUNT_IN_SUBTREE, p1, c, self->base_id);
+	ASSERT_MOUNT_REC(&r[1], NOTIFY_MOUNT_MOVE_TO, 3,
+			 NOTIFY_MOUNT_IN_SUBTREE, p2, c, self->base_id);
+	check_id_is_mount(_metadata, c, BASE "/b/y");
+}
+
+/* An event is posted on the mount where it happened, then on each ancestor. */
+TEST_F(mount_notify, subtree_propagation_sets_in_subtree)
+{
+	struct rec r[MAX_RECS];
+	int q2[2];
+	uint64_t a, x;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	ASSERT_EQ(mkdir(BASE "/a/x", 0755), 0);
+	a = mnt_id(BASE "/a");
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 2), 0);
+	/* A watch on "/tmp" (above BASE) on another queue sees it too. */
+	ASSERT_EQ(make_queue(q2), 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, "/tmp", 0, q2[1], 3), 0);
+
+	ASSERT_EQ(tmpfs_at(BASE "/a/x", 0), 0);
+	x = mnt_id(BASE "/a/x");
+
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 2);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_NEW_MOUNT, 2, 0, a, x, a);
+	ASSERT_MOUNT_REC(&r[1], NOTIFY_MOUNT_NEW_MOUNT, 1,
+			 NOTIFY_MOUNT_IN_SUBTREE, a, x, self->base_id);
+	ASSERT_EQ(read_recs(q2[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_NEW_MOUNT, 3,
+			 NOTIFY_MOUNT_IN_SUBTREE, a, x, mnt_id("/tmp"));
+
+	/* Attribute changes propagate the same way. */
+	ASSERT_EQ(sys_mount_setattr(BASE "/a/x", MOUNT_ATTR_NODEV, 0), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 2);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_SETATTR, 2,
+			 NOTIFY_MOUNT_IN_SUBTREE, x, x, a);
+	ASSERT_MOUNT_REC(&r[1], NOTIFY_MOUNT_SETATTR, 1,
+			 NOTIFY_MOUNT_IN_SUBTREE, x, x, self->base_id);
+}
+
+/* Sibling and unrelated mounts' events do not reach a watch. */
+TEST_F(mount_notify, events_outside_subtree_not_seen)
+{
+	struct rec r[MAX_RECS];
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/b", 0), 0);
+	ASSERT_EQ(mkdir(BASE "/b/y", 0755), 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/b/y", 0), 0);
+	ASSERT_EQ(sys_mount_setattr(BASE "/b", MOUNT_ATTR_RDONLY, 0), 0);
+	ASSERT_EQ(sys_umount2(BASE "/b", MNT_DETACH), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 0);
+}
+
+/* The filter's info_mask can select only events on the watched mount. */
+TEST_F(mount_notify, filter_on_in_subtree)
+{
+	struct {
+		struct watch_notification_filter f;
+		struct watch_notification_type_filter t[1];
+	} filter = {
+		.f.nr_filters = 1,
+		.t[0] = {
+			.type = WATCH_TYPE_MOUNT_NOTIFY,
+			.info_filter = 0,
+			.info_mask = NOTIFY_MOUNT_IN_SUBTREE,
+			.subtype_filter[0] = ~0U,
+		},
+	};
+	struct rec r[MAX_RECS];
+	uint64_t a;
+
+	ASSERT_EQ(ioctl(self->q[0], IOC_WATCH_QUEUE_SET_FILTER, &filter), 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	a = mnt_id(BASE "/a");
+	ASSERT_EQ(mkdir(BASE "/a/x", 0755), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/a/x", 0), 0);	/* in subtree: filtered */
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_NEW_MOUNT, 1, 0,
+			 self->base_id, a, self->base_id);
+}
+
+static void assert_removal(struct __test_metadata *_metadata, struct rec *r,
+			   unsigned int wid, uint64_t id)
+{
+	struct watch_notification_removal *rm = (void *)r->b;
+
+	ASSERT_EQ(r->len, sizeof(*rm));
+	ASSERT_EQ((unsigned int)rm->watch.type, (unsigned int)WATCH_TYPE_META);
+	ASSERT_EQ((unsigned int)rm->watch.subtype, (unsigned int)WATCH_META_REMOVAL_NOTIFICATION);
+	ASSERT_EQ(rm->watch.info & WATCH_INFO_LENGTH, sizeof(*rm));
+	ASSERT_EQ((rm->watch.info & WATCH_INFO_ID) >> 8, wid);
+	ASSERT_EQ(rm->id, id);
+}
+
+/* umount is not blocked by a watch, and the watcher gets a removal record. */
+TEST_F(mount_notify, umount_of_watched_mount_posts_removal)
+{
+	struct rec r[MAX_RECS];
+	uint64_t a;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	a = mnt_id(BASE "/a");
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 0x21), 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 0x22), 0);
+	ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
+
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 2);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_UNMOUNT, 0x22, 0,
+			 self->base_id, a, self->base_id);
+	assert_removal(_metadata, &r[1], 0x21, a);
+
+	/* The watch is gone: a new mount there is a new, unwatched mount. */
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_EQ((unsigned int)mn(&r[0])->watch.subtype, (unsigned int)NOTIFY_MOUNT_NEW_MOUNT);
+	ASSERT_EQ((mn(&r[0])->watch.info & WATCH_INFO_ID) >> 8, 0x22U);
+}
+
+TEST_F(mount_notify, lazy_umount_of_busy_watched_tree_posts_removals)
+{
+	struct rec r[MAX_RECS];
+	uint64_t a, x;
+	int fd;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	ASSERT_EQ(mkdir(BASE "/a/x", 0755), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/a/x", 0), 0);
+	a = mnt_id(BASE "/a");
+	x = mnt_id(BASE "/a/x");
+	fd = open(BASE "/a/x", O_RDONLY | O_DIRECTORY);	/* keeps it busy */
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a/x", 0, self->q[1], 2), 0);
+	ASSERT_EQ(sys_umount2(BASE "/a", MNT_DETACH), 0);
+
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 3);
+	/* x leaves a (posted to a's watch), then both watches end. */
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_UNMOUNT, 1, 0, a, x, a);
+	assert_removal(_metadata, &r[1], 1, a);
+	assert_removal(_metadata, &r[2], 2, x);
+	/* A detached mount cannot be watched. */
+	ASSERT_EQ(sys_watch_mount(fd, "", AT_EMPTY_PATH, self->q[1], 3), -1);
+	ASSERT_EQ(errno, EINVAL);
+	close(fd);
+}
+
+TEST_F(mount_notify, remove_watch_then_ebadslt)
+{
+	struct rec r[MAX_RECS];
+
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 0x33), 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	assert_removal(_metadata, &r[0], 0x33, self->base_id);
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 0);
+
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), -1);
+	ASSERT_EQ(errno, EBADSLT);
+}
+
+TEST_F(mount_notify, remove_nonexistent_watch_is_ebadslt)
+{
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), -1);
+	ASSERT_EQ(errno, EBADSLT);
+	/* A watch by another queue does not count. */
+	{
+		int q2[2];
+
+		ASSERT_EQ(make_queue(q2), 0);
+		ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, q2[1], 1), 0);
+		ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), -1);
+		ASSERT_EQ(errno, EBADSLT);
+	}
+}
+
+TEST_F(mount_notify, second_watch_same_queue_is_ebusy)
+{
+	int q2[2];
+
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 2), -1);
+	ASSERT_EQ(errno, EBUSY);
+	/* Through another path into the same mount, too. */
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), -1);
+	ASSERT_EQ(errno, EBUSY);
+	/* Another queue may watch it. */
+	ASSERT_EQ(make_queue(q2), 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, q2[1], 1), 0);
+}
+
+TEST_F(mount_notify, bad_watch_fd)
+{
+	int p[2], fd;
+
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, -1, 0), -1);
+	ASSERT_EQ(errno, EBADF);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, 1000, 0), -1);
+	ASSERT_EQ(errno, EBADF);
+
+	/* Open fds that are not watch queues: EINVAL. */
+	ASSERT_EQ(pipe(p), 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, p[1], 0), -1);
+	ASSERT_EQ(errno, EINVAL);
+	fd = open("/dev/null", O_RDONLY);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, fd, 0), -1);
+	ASSERT_EQ(errno, EINVAL);
+}
+
+TEST_F(mount_notify, bad_at_flags)
+{
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, AT_REMOVEDIR, self->q[1], 0), -1);
+	ASSERT_EQ(errno, EINVAL);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, AT_RECURSIVE, self->q[1], 0), -1);
+	ASSERT_EQ(errno, EINVAL);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0x80000000U, self->q[1], 0), -1);
+	ASSERT_EQ(errno, EINVAL);
+	/* The three allowed flags are accepted together. */
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE,
+				  AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_SYMLINK_NOFOLLOW,
+				  self->q[1], 0), 0);
+}
+
+TEST_F(mount_notify, bad_watch_id)
+{
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 256), -1);
+	ASSERT_EQ(errno, EINVAL);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], -2), -1);
+	ASSERT_EQ(errno, EINVAL);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 255), 0);
+}
+
+TEST_F(mount_notify, missing_path_is_enoent)
+{
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/nonexistent", 0, self->q[1], 0), -1);
+	ASSERT_EQ(errno, ENOENT);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, "", 0, self->q[1], 0), -1);
+	ASSERT_EQ(errno, ENOENT);
+}
+
+TEST_F(mount_notify, empty_path_watches_fd_mount)
+{
+	struct rec r[MAX_RECS];
+	uint64_t a;
+	int fd;
+
+	fd = open(BASE, O_PATH);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(sys_watch_mount(fd, "", AT_EMPTY_PATH, self->q[1], 0x44), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	a = mnt_id(BASE "/a");
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_NEW_MOUNT, 0x44, 0,
+			 self->base_id, a, self->base_id);
+	close(fd);
+}
+
+TEST_F(mount_notify, no_search_permission_is_eacces)
+{
+	pid_t pid;
+	int status;
+
+	ASSERT_EQ(mkdir(BASE "/a/locked", 0755), 0);
+	ASSERT_EQ(chmod(BASE "/a", 0700), 0);	/* root-owned, no search for others */
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		int ret;
+
+		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(2);
+		ret = sys_watch_mount(AT_FDCWD, BASE "/a/locked", 0, self->q[1], 0);
+		_exit(ret == -1 && errno == EACCES ? 0 : 1);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+/* A mount in another (anonymous) mount namespace is refused with EINVAL. */
+TEST_F(mount_notify, mount_outside_namespace_is_einval)
+{
+	int fd;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	fd = syscall(__NR_open_tree, AT_FDCWD, BASE "/a",
+		     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(sys_watch_mount(fd, "", AT_EMPTY_PATH, self->q[1], 0), -1);
+	ASSERT_EQ(errno, EINVAL);
+	close(fd);
+}
+
+/* Closing the queue drops its watches; later events are harmless. */
+TEST_F(mount_notify, close_queue_then_events)
+{
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	close(self->q[0]);
+	close(self->q[1]);
+	self->q[0] = self->q[1] = -1;
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
+	ASSERT_EQ(sys_umount2(BASE, 0), 0);
+}
+
+/* Watches count against the user's limit (RLIMIT_NOFILE) and are given back. */
+TEST_F(mount_notify, per_user_watch_limit)
+{
+	struct rlimit rl = { .rlim_cur = 10, .rlim_max = 10 };
+	char path[64];
+	int i, ok = 0, err = 0;
+
+	for (i = 0; i < 20; i++) {
+		snprintf(path, sizeof(path), BASE "/m%d", i);
+		ASSERT_EQ(mkdir(path, 0755), 0);
+		ASSERT_EQ(tmpfs_at(path, 0), 0);
+	}
+	ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	for (i = 0; i < 20; i++) {
+		snprintf(path, sizeof(path), BASE "/m%d", i);
+		if (sys_watch_mount(AT_FDCWD, path, 0, self->q[1], 1) == 0) {
+			ok++;
+			continue;
+		}
+		err = errno;
+		break;
+	}
+	ASSERT_EQ(err, EAGAIN);
+	ASSERT_LE(ok, 10);
+
+	/* Closing the queue gives the watches back (freed after RCU). */
+	close(self->q[0]);
+	close(self->q[1]);
+	ASSERT_EQ(make_queue(self->q), 0);
+	for (i = 0; i < 100; i++) {
+		if (sys_watch_mount(AT_FDCWD, BASE "/m0", 0, self->q[1], 1) == 0)
+			break;
+		ASSERT_EQ(errno, EAGAIN);
+		usleep(20000);
+	}
+	ASSERT_LT(i, 100);
+}
+
+/* Queues being closed while another thread generates events (teardown race). */
+struct churn {
+	volatile int stop;
+	int errors;
+};
+
+static void *mount_churn(void *arg)
+{
+	struct churn *c = arg;
+
+	while (!c->stop) {
+		if (tmpfs_at(BASE "/a", 0) || sys_umount2(BASE "/a", 0))
+			c->errors++;
+	}
+	return NULL;
+}
+
+TEST_F_TIMEOUT(mount_notify, close_queues_while_posting, 300)
+{
+	struct churn c = { 0 };
+	pthread_t th;
+	int i, q[2];
+
+	ASSERT_EQ(pthread_create(&th, NULL, mount_churn, &c), 0);
+	for (i = 0; i < 2000; i++) {
+		ASSERT_EQ(make_queue(q), 0);
+		ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, q[1], i & 0xff), 0);
+		if (i & 1)
+			ASSERT_EQ(sys_watch_mount(AT_FDCWD, "/tmp", 0, q[1], 1), 0);
+		close(q[0]);
+		close(q[1]);
+	}
+	c.stop = 1;
+	ASSERT_EQ(pthread_join(th, NULL), 0);
+	ASSERT_EQ(c.errors, 0);
+}
+
+/* Automount submounts are flagged; needs a kernel with a debugfs automount. */
+TEST_F(mount_notify, automount_is_submount)
+{
+	struct rec r[MAX_RECS];
+	struct stat st;
+	uint64_t d, t;
+
+	if (sys_mount("debugfs", BASE "/a", "debugfs", 0, NULL))
+		SKIP(return, "no debugfs");
+	if (lstat(BASE "/a/tracing", &st))
+		SKIP(return, "no tracefs automount point in debugfs");
+	d = mnt_id(BASE "/a");
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), 0);
+	ASSERT_EQ(stat(BASE "/a/tracing/.", &st), 0);
+	t = mnt_id(BASE "/a/tracing/.");
+	ASSERT_NE(t, d);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_NEW_MOUNT, 1,
+			 NOTIFY_MOUNT_IS_SUBMOUNT, d, t, d);
+}
+
+/*
+ * 10,000 mount/umount cycles while a thread drains the queue.  The pipe
+ * flags a loss with a LOSS record after the last record delivered before it,
+ * so every cycle's NEW_MOUNT/UNMOUNT pair is either received, in order, or
+ * covered by a LOSS record between the surrounding received records.
+ */
+#define CYCLES 10000
+
+struct consumer {
+	int fd;
+	volatile int done;
+	/* Received stream: aux id and subtype, or 0 / 0xff for LOSS. */
+	uint64_t *ids;
+	unsigned char *sub;
+	unsigned int n, max;
+	int bad;
+};
+
+static void *consume(void *arg)
+{
+	struct consumer *c = arg;
+	unsigned char buf[4096];
+
+	for (;;) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		ssize_t len, off = 0;
+		int done = c->done;
+
+		len = read(c->fd, buf, sizeof(buf));
+		if (len < 0) {
+			if (errno != EAGAIN) {
+				c->bad = 1;
+				return NULL;
+			}
+			if (done)
+				return NULL;
+			poll(&pfd, 1, 10);
+			continue;
+		}
+		while (off < len) {
+			struct watch_notification *w = (void *)(buf + off);
+			unsigned int l = w->info & WATCH_INFO_LENGTH;
+
+			if (l < 8 || off + l > len || c->n >= c->max) {
+				c->bad = 2;
+				return NULL;
+			}
+			if (w->type == WATCH_TYPE_META &&
+			    w->subtype == WATCH_META_LOSS_NOTIFICATION) {
+				c->ids[c->n] = 0;
+				c->sub[c->n++] = 0xff;
+			} else if (w->type == WATCH_TYPE_MOUNT_NOTIFY && l == REC_LEN) {
+				struct mount_notification *m = (void *)w;
+
+				c->ids[c->n] = m->auxiliary_mount;
+				c->sub[c->n++] = w->subtype;
+			} else {
+				c->bad = 3;
+				return NULL;
+			}
+			off += l;
+		}
+	}
+}
+
+/*
+ * Walk the expected stream (NEW(i), UNMOUNT(i) for each cycle i) against the
+ * received one.  Every expected record is either received, in order, or
+ * missing with a LOSS record between the received records around the gap.
+ */
+static void check_stream(struct __test_metadata *_metadata, struct consumer *c,
+			 const uint64_t *expect, unsigned int cycles,
+			 unsigned int *nr_lost)
+{
+	unsigned int i, j = 0, received = 0, losses = 0, lost_pairs = 0;
+	bool loss_seen = false;
+	int prev = -1;
+
+	for (i = 0; i < c->n; i++) {
+		int idx;
+
+		if (c->sub[i] == 0xff) {
+			losses++;
+			loss_seen = true;
+			continue;
+		}
+		/* Find this record in the expected stream. */
+		while (j < cycles && expect[j] != c->ids[i])
+			j++;
+		ASSERT_LT(j, cycles) {
+			TH_LOG("record %u: unexpected mount id %llu", i,
+			       (unsigned long long)c->ids[i]);
+		}
+		ASSERT_TRUE(c->sub[i] == NOTIFY_MOUNT_NEW_MOUNT ||
+			    c->sub[i] == NOTIFY_MOUNT_UNMOUNT);
+		idx = 2 * j + (c->sub[i] == NOTIFY_MOUNT_UNMOUNT);
+		ASSERT_GT(idx, prev);
+		if (idx != prev + 1) {
+			ASSERT_TRUE(loss_seen) {
+				TH_LOG("records %d..%d missing without a LOSS record",
+				       prev + 1, idx - 1);
+			}
+		}
+		lost_pairs += idx - prev - 1;
+		prev = idx;
+		loss_seen = false;
+		received++;
+	}
+	if (prev != (int)(2 * cycles - 1)) {
+		ASSERT_TRUE(loss_seen) {
+			TH_LOG("tail records %d.. missing without a LOSS record",
+			       prev + 1);
+		}
+	}
+	lost_pairs += 2 * cycles - 1 - prev;
+	ASSERT_EQ(received + lost_pairs, 2U * cycles);
+	TH_LOG("%u records received, %u missing, %u LOSS records",
+	       received, lost_pairs, losses);
+	if (nr_lost)
+		*nr_lost = lost_pairs;
+}
+
+TEST_F_TIMEOUT(mount_notify, stress_mount_umount_loss_accounting, 600)
+{
+	struct consumer c = { .fd = self->q[0] };
+	uint64_t *expect;
+	pthread_t th;
+	unsigned int i;
+
+	expect = calloc(CYCLES, sizeof(*expect));
+	c.max = 2 * CYCLES + CYCLES;
+	c.ids = calloc(c.max, sizeof(*c.ids));
+	c.sub = calloc(c.max, 1);
+	ASSERT_NE(expect, NULL);
+	ASSERT_NE(c.ids, NULL);
+	ASSERT_NE(c.sub, NULL);
+
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	ASSERT_EQ(pthread_create(&th, NULL, consume, &c), 0);
+	for (i = 0; i < CYCLES; i++) {
+		ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+		expect[i] = mnt_id(BASE "/a");
+		ASSERT_NE(expect[i], 0ULL);
+		ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
+	}
+	c.done = 1;
+	ASSERT_EQ(pthread_join(th, NULL), 0);
+	ASSERT_EQ(c.bad, 0);
+
+	check_stream(_metadata, &c, expect, CYCLES, NULL);
+	free(expect);
+	free(c.ids);
+	free(c.sub);
+}
+
+/*
+ * Overflow the pipe (256 notes) with nobody reading: the records that fit are
+ * delivered in order and the rest are flagged with a LOSS record.
+ */
+TEST_F(mount_notify, overflow_is_flagged_with_loss_record)
+{
+	struct consumer c = { .fd = self->q[0], .done = 1 };
+	uint64_t expect[1000];
+	unsigned int i, lost = 0;
+
+	c.max = 3000;
+	c.ids = calloc(c.max, sizeof(*c.ids));
+	c.sub = calloc(c.max, 1);
+	ASSERT_NE(c.ids, NULL);
+	ASSERT_NE(c.sub, NULL);
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	for (i = 0; i < 1000; i++) {
+		ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+		expect[i] = mnt_id(BASE "/a");
+		ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
+	}
+	consume(&c);
+	ASSERT_EQ(c.bad, 0);
+	check_stream(_metadata, &c, expect, 1000, &lost);
+	ASSERT_GT(lost, 0U);
+	ASSERT_LE(c.n, 257U);	/* at most 256 records + 1 LOSS */
+	free(c.ids);
+	free(c.sub);
+}
+
+/* The same NEW_MOUNT through a /dev/watch_queue ring, if the kernel has one. */
+TEST_F(mount_notify, ring_new_mount)
+{
+	struct watch_notification *slots;
+	struct mount_notification *m;
+	long psz = sysconf(_SC_PAGESIZE);
+	volatile uint32_t *head;
+	uint64_t a;
+	void *map;
+	int fd;
+
+	fd = open("/dev/watch_queue", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		SKIP(return, "no /dev/watch_queue (ring series not applied)");
+	ASSERT_EQ(ioctl(fd, IOC_WATCH_QUEUE_NR_PAGES, 1), 0);
+	map = mmap(NULL, psz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(map, MAP_FAILED);
+	slots = map;
+	head = (volatile uint32_t *)((char *)map + 8);
+
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, fd, 0x12), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	a = mnt_id(BASE "/a");
+
+	ASSERT_EQ(__atomic_load_n(head, __ATOMIC_ACQUIRE), 2 + (REC_LEN + 7) / 8);
+	m = (struct mount_notification *)&slots[2];
+	ASSERT_EQ((unsigned int)m->watch.type, (unsigned int)WATCH_TYPE_MOUNT_NOTIFY);
+	ASSERT_EQ((unsigned int)m->watch.subtype, (unsigned int)NOTIFY_MOUNT_NEW_MOUNT);
+	ASSERT_EQ(m->watch.info & 0x3f, (REC_LEN + 7) / 8);
+	ASSERT_EQ((m->watch.info & WATCH_INFO_ID) >> 8, 0x12U);
+	ASSERT_EQ(m->watch.info & WATCH_INFO_TYPE_INFO, 0U);
+	ASSERT_EQ(m->triggered_on, self->base_id);
+	ASSERT_EQ(m->auxiliary_mount, a);
+	ASSERT_EQ(m->watched_mount, self->base_id);
+	ASSERT_EQ(m->mnt_attr, statmount_attr(a));
+	munmap(map, psz);
+	close(fd);
+}
+
+TEST_HARNESS_MAIN
