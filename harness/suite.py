@@ -26,6 +26,7 @@ CHECKERS = [
     Checker("keyctl_watch", "harness.checkers.keyctl_watch", 120),
     Checker("watch_sample", "harness.checkers.watch_sample", 120),
     Checker("ring_diff", "harness.checkers.ring_diff", 600),
+    Checker("mount_oracle", "harness.checkers.mount_oracle", 300),
 ]
 
 

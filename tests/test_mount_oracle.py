@@ -1,0 +1,395 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Host tests of the pure parts of harness.checkers.mount_oracle: mountinfo
+parsing and diffing, the expected-record computation, record decoding (pipe
+and ring form), and the operation generator."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import random
+import struct
+
+import pytest
+
+from harness import ktap
+from harness.checkers import mount_oracle as mo
+from harness.ring_model import Ring, consume_buffer, ring_record_from_pipe
+
+# --- canned mountinfo ------------------------------------------------------------
+
+BASE = (
+    "1 1 0:2 / / rw - rootfs rootfs rw\n"
+    "20 1 0:30 / /mnt rw,relatime - tmpfs mo_base rw\n"
+    "21 20 0:31 / /mnt/w0 rw,relatime - tmpfs mo_root rw\n"
+    "22 20 0:32 / /mnt/o0 rw,relatime shared:3 - tmpfs mo_root rw\n"
+    "30 21 0:33 / /mnt/w0/d0 rw,nosuid,relatime - tmpfs mo_tmp rw\n"
+    "31 30 0:34 / /mnt/w0/d0/d1 ro,noatime - tmpfs mo_tmp ro\n"
+)
+
+
+def snap(text: str = BASE, extra: str = "", drop: tuple[int, ...] = ()) -> dict[int, mo.MountEntry]:
+    lines = [ln for ln in (text + extra).splitlines() if int(ln.split()[0]) not in drop]
+    return mo.parse_mountinfo("\n".join(lines) + "\n")
+
+
+def line(mnt: int, parent: int, point: str, opts: str = "rw,relatime", root: str = "/") -> str:
+    return f"{mnt} {parent} 0:{mnt + 100} {root} {point} {opts} - tmpfs mo_tmp rw\n"
+
+
+def watch(watch_id: int, mnt: int) -> mo.Watch:
+    return mo.Watch(watch_id, mnt, 0x1000 + mnt)
+
+
+def ev(kind: str, wid: int, trig: int, aux: int, watched: int, attr: int) -> mo.Event:
+    return mo.Event(kind, wid, trig != watched, trig, aux, watched, attr)
+
+
+# --- parsing ---------------------------------------------------------------------
+
+
+def test_parse_fields_and_optional_fields() -> None:
+    s = snap()
+    assert set(s) == {1, 20, 21, 22, 30, 31}
+    e = s[22]
+    assert (e.parent, e.mount_point, e.root, e.fstype, e.source) == (20, "/mnt/o0", "/",
+                                                                      "tmpfs", "mo_root")
+    assert e.propagation == "shared:3"
+    assert s[30].options == frozenset({"rw", "nosuid", "relatime"})
+
+
+def test_parse_unescapes_paths() -> None:
+    s = mo.parse_mountinfo("5 1 0:9 /a\\040b /mnt/x\\040y\\134z rw - tmpfs a\\011b rw\n")
+    assert s[5].mount_point == "/mnt/x y\\z"
+    assert s[5].root == "/a b"
+    assert s[5].source == "a\tb"
+
+
+def test_parse_ignores_junk_lines() -> None:
+    assert mo.parse_mountinfo("\ngarbage\n" + line(7, 1, "/x")).keys() == {7}
+
+
+def test_parser_filter_and_cache_identity() -> None:
+    parser = mo.MountinfoParser("/mnt/w0")
+    a = parser.parse(BASE)
+    b = parser.parse(BASE + line(40, 30, "/mnt/w0/d0/d2"))
+    assert set(a) == {21, 30, 31}
+    assert set(b) == {21, 30, 31, 40}
+    assert a[30] is b[30]  # unchanged lines are the same object
+    assert not parser.keep(line(50, 20, "/mnt/w00"))
+
+
+@pytest.mark.parametrize(("opts", "attr"), [
+    ("rw,relatime", 0),
+    ("rw", mo.MOUNT_ATTR_STRICTATIME),
+    ("ro,noatime", mo.MOUNT_ATTR_RDONLY | mo.MOUNT_ATTR_NOATIME),
+    ("rw,nosuid,nodev,noexec,relatime", 0xE),
+    ("rw,nodiratime,nosymfollow,relatime", 0x80 | 0x200000),
+    ("rw,relatime,idmapped", mo.MOUNT_ATTR_IDMAP),
+])
+def test_attr_from_options(opts: str, attr: int) -> None:
+    assert mo.attr_from_options(opts.split(",")) == attr
+
+
+# --- diffing ---------------------------------------------------------------------
+
+
+def test_diff_appeared_disappeared() -> None:
+    pre = snap()
+    post = snap(extra=line(40, 30, "/mnt/w0/d0/d2"), drop=(31,))
+    d = mo.diff_mounts(pre, post)
+    assert (d.appeared, d.disappeared, d.moved) == ((40,), (31,), ())
+    assert not d.empty
+    assert mo.diff_mounts(pre, snap()).empty
+
+
+def test_diff_move_flags_only_the_moved_mount() -> None:
+    pre = snap()
+    # 30 (with 31 below it) moves from /mnt/w0/d0 to /mnt/o0/d2.
+    moved = BASE.replace("30 21 0:33 / /mnt/w0/d0", "30 22 0:33 / /mnt/o0/d2").replace(
+        "/mnt/w0/d0/d1", "/mnt/o0/d2/d1")
+    d = mo.diff_mounts(pre, snap(moved))
+    assert d.moved == (30,)
+    # Same parent, other directory: a move too.
+    within = BASE.replace("/mnt/w0/d0/d1", "/mnt/w0/d0/d2")
+    assert mo.diff_mounts(pre, snap(within)).moved == (31,)
+
+
+def test_diff_attributes() -> None:
+    pre = snap()
+    post_text = BASE.replace("ro,noatime - tmpfs mo_tmp ro", "rw,noatime - tmpfs mo_tmp ro")
+    post_text = post_text.replace("rw,nosuid,relatime", "rw,relatime")
+    d = mo.diff_mounts(pre, snap(post_text))
+    assert d.ro_changed == (31,)
+    assert d.other_changed == (30,)
+    both = BASE.replace("ro,noatime - tmpfs mo_tmp ro", "rw,relatime - tmpfs mo_tmp ro")
+    d = mo.diff_mounts(pre, snap(both))
+    assert (d.ro_changed, d.other_changed) == ((31,), (31,))
+
+
+def test_is_within_and_subtree() -> None:
+    s = snap()
+    assert mo.is_within(s, 31, 21)
+    assert mo.is_within(s, 21, 21)
+    assert not mo.is_within(s, 22, 21)
+    assert not mo.is_within(s, 99, 21)
+    assert mo.subtree_members(s, [21]) == {21, 30, 31}
+    assert mo.subtree_members(s, [21, 22]) == {21, 22, 30, 31}
+
+
+def test_visible_mounts_stacked_and_covered() -> None:
+    extra = (line(40, 30, "/mnt/w0/d0")  # stacked on 30: hides 30 and 31
+             + line(41, 22, "/mnt/o0/d0/d1")  # mounted before 42 covered d0
+             + line(42, 22, "/mnt/o0/d0"))
+    s = snap(extra=extra)
+    vis = mo.visible_mounts(s, mo.subtree_members(s, [21, 22]))
+    assert vis == {21, 22, 40, 42}
+
+
+def test_arena_view_covered_root_is_movable() -> None:
+    arena = mo.Arena("/mnt", "/mnt/w0", "/mnt/o0", "/mnt/a0")
+    s = snap(extra=line(40, 21, "/mnt/w0"))
+    view = mo.arena_view(s, arena, [21, 22])
+    assert "/mnt/w0" in view.movable and "/mnt/o0" not in view.movable
+    assert view.size == 5
+    plain = mo.arena_view(snap(), arena, [21, 22])
+    assert plain.movable == ("/mnt/w0/d0", "/mnt/w0/d0/d1")
+
+
+# --- expected records ------------------------------------------------------------
+
+
+def test_expected_new_mount_nested_watches() -> None:
+    pre = snap()
+    post = snap(extra=line(40, 31, "/mnt/w0/d0/d1/d0"))
+    d = mo.diff_mounts(pre, post)
+    got = mo.expected_events(pre, post, d, [watch(1, 21), watch(2, 31), watch(3, 22)])
+    assert sorted(got) == sorted([ev("NEW_MOUNT", 1, 31, 40, 21, 0),
+                                  ev("NEW_MOUNT", 2, 31, 40, 31, 0)])
+    assert [e.in_subtree for e in sorted(got)] == [True, False]
+
+
+def test_expected_unmount_tree_and_removal_last() -> None:
+    pre = snap()
+    post = snap(drop=(30, 31))
+    d = mo.diff_mounts(pre, post)
+    got = mo.expected_events(pre, post, d, [watch(1, 21), watch(2, 30)])
+    ro_noatime = mo.MOUNT_ATTR_RDONLY | mo.MOUNT_ATTR_NOATIME
+    assert got == [ev("UNMOUNT", 1, 21, 30, 21, mo.MOUNT_ATTR_NOSUID),
+                   ev("UNMOUNT", 1, 30, 31, 21, ro_noatime),
+                   ev("UNMOUNT", 2, 30, 31, 30, ro_noatime),
+                   mo.Event(mo.REMOVAL, 2, False, 0, 0, 30, 0)]
+    assert mo.order_problems(got) == []
+
+
+def test_expected_expiry_precedes_unmount() -> None:
+    pre = snap()
+    post = snap(drop=(31,))
+    got = mo.expected_events(pre, post, mo.diff_mounts(pre, post), [watch(1, 21)], expired=[31])
+    assert [e.kind for e in got] == ["EXPIRY", "UNMOUNT"]
+
+
+def test_expected_move_out_of_the_watched_subtree() -> None:
+    pre = snap()
+    moved = BASE.replace("30 21 0:33 / /mnt/w0/d0", "30 22 0:33 / /mnt/o0/d2").replace(
+        "/mnt/w0/d0/d1", "/mnt/o0/d2/d1")
+    post = snap(moved)
+    got = mo.expected_events(pre, post, mo.diff_mounts(pre, post), [watch(1, 21), watch(5, 22)])
+    assert sorted(got) == sorted([ev("MOVE_FROM", 1, 21, 30, 21, mo.MOUNT_ATTR_NOSUID),
+                                  ev("MOVE_TO", 5, 22, 30, 22, mo.MOUNT_ATTR_NOSUID)])
+
+
+def test_expected_attribute_events_on_the_watched_mount() -> None:
+    pre = snap()
+    post = snap(BASE.replace("21 20 0:31 / /mnt/w0 rw,relatime", "21 20 0:31 / /mnt/w0 ro"))
+    got = mo.expected_events(pre, post, mo.diff_mounts(pre, post), [watch(1, 21)])
+    attr = mo.MOUNT_ATTR_RDONLY | mo.MOUNT_ATTR_STRICTATIME
+    assert got == [ev("READONLY", 1, 21, 21, 21, attr), ev("SETATTR", 1, 21, 21, 21, attr)]
+    assert not got[0].in_subtree
+
+
+def test_expected_explicit_unwatch() -> None:
+    s = snap()
+    w = [watch(1, 21), watch(4, 30)]
+    got = mo.expected_events(s, s, mo.diff_mounts(s, s), w, unwatched=[w[1]])
+    assert got == [mo.Event(mo.REMOVAL, 4, False, 0, 0, 30, 0)]
+
+
+# --- record decoding -------------------------------------------------------------
+
+
+def mount_record(subtype: int, wid: int, trig: int, aux: int, watched: int, attr: int,
+                 flags: int = -1) -> bytes:
+    if flags < 0:
+        flags = (mo.NOTIFY_MOUNT_IN_SUBTREE if trig != watched else 0) | (
+            mo.NOTIFY_MOUNT_IS_NOW_RO if attr & 1 else 0)
+    info = flags | (wid << 8) | mo.MOUNT_RECORD_SIZE
+    return struct.pack("<IIQQQQ", mo.WATCH_TYPE_MOUNT_NOTIFY | (subtype << 24), info,
+                       trig, aux, watched, attr)
+
+
+def removal_record(wid: int, uid: int) -> bytes:
+    return struct.pack("<IIQ", mo.WATCH_TYPE_META, (wid << 8) | mo.REMOVAL_RECORD_SIZE, uid)
+
+
+IDS = {0x1021: 21, 0x1030: 30, 0x1031: 31}
+
+
+def decode_all(records: list[mo.RawRecord]) -> tuple[list[mo.Event], list[str]]:
+    events: list[mo.Event] = []
+    problems: list[str] = []
+    for r in records:
+        e, bad = mo.decode_record(r, IDS.get)
+        problems += bad
+        if e is not None:
+            events.append(e)
+    return events, problems
+
+
+def test_pipe_records_decode() -> None:
+    buf = (mount_record(0, 1, 0x1030, 0x1031, 0x1021, 0x11)
+           + mount_record(4, 1, 0x1021, 0x1021, 0x1021, 0x20)
+           + removal_record(2, 0x1030))
+    records, problem = mo.split_pipe_records(buf)
+    assert problem is None
+    events, problems = decode_all(records)
+    assert problems == []
+    assert events == [ev("NEW_MOUNT", 1, 30, 31, 21, 0x11), ev("SETATTR", 1, 21, 21, 21, 0x20),
+                      mo.Event(mo.REMOVAL, 2, False, 0, 0, 30, 0)]
+    assert mo.record_uids(records[0]) == [0x1030, 0x1031, 0x1021]
+
+
+def test_pipe_record_problems() -> None:
+    bad_flag = mount_record(3, 1, 0x1021, 0x1021, 0x1021, 0x1, flags=0)  # RO without IS_NOW_RO
+    wrong_sub = mount_record(0, 1, 0x1021, 0x1030, 0x1021, 0, flags=mo.NOTIFY_MOUNT_IN_SUBTREE)
+    unknown = mount_record(1, 1, 0x9999, 0x1030, 0x1021, 0)
+    records, _ = mo.split_pipe_records(bad_flag + wrong_sub + unknown)
+    _, problems = decode_all(records)
+    assert any("IS_NOW_RO" in p for p in problems)
+    assert any("IN_SUBTREE" in p for p in problems)
+    assert any("unknown 64-bit mount id 0x9999" in p for p in problems)
+    assert mo.split_pipe_records(b"\0" * 12)[1] is not None
+
+
+def test_loss_record_is_reported() -> None:
+    loss = struct.pack("<II", mo.WATCH_TYPE_META | (mo.WATCH_META_LOSS_NOTIFICATION << 24), 8)
+    records, _ = mo.split_pipe_records(loss)
+    events, problems = decode_all(records)
+    assert events == [] and "LOSS" in problems[0]
+
+
+def test_ring_records_decode_like_pipe_records() -> None:
+    pipe = [mount_record(5, 3, 0x1021, 0x1030, 0x1021, 0), removal_record(3, 0x1031),
+            mount_record(6, 3, 0x1030, 0x1031, 0x1021, 0x1)]
+    ring = Ring(1)
+    for _ in range(150):  # wrap the ring a few times
+        for rec in pipe:
+            ring.post(ring_record_from_pipe(rec))
+        result = consume_buffer(ring.image)
+        assert result.error is None
+        raws = []
+        for r in result.records:
+            raw, problem = mo.ring_raw_record(r.data)
+            assert problem is None
+            raws.append(raw)
+        ring_events, problems = decode_all(raws)
+        assert problems == []
+        pipe_events, _ = decode_all(mo.split_pipe_records(b"".join(pipe))[0])
+        assert ring_events == pipe_events
+        assert raws[0].length == mo.MOUNT_RECORD_SIZE
+
+
+def test_order_problems() -> None:
+    mf = ev("MOVE_FROM", 1, 21, 30, 21, 0)
+    mt = ev("MOVE_TO", 1, 21, 30, 21, 0)
+    rem = mo.Event(mo.REMOVAL, 1, False, 0, 0, 21, 0)
+    assert mo.order_problems([mf, mt, rem]) == []
+    assert len(mo.order_problems([mt, mf])) == 1
+    assert len(mo.order_problems([rem, mf])) == 1
+
+
+def test_compare_events_is_a_multiset_compare() -> None:
+    a = ev("NEW_MOUNT", 1, 21, 30, 21, 0)
+    b = ev("UNMOUNT", 1, 21, 30, 21, 0)
+    assert mo.compare_events([a, a, b], [b, a, a]) == ([], [])
+    assert mo.compare_events([a, a], [a]) == ([a], [])
+    assert mo.compare_events([a], [a, b]) == ([], [b])
+
+
+# --- operations and output ---------------------------------------------------------
+
+
+def gen(seed: int, view: mo.ArenaView, n: int = 200) -> list[mo.Op]:
+    rng = random.Random(seed)
+    arena = mo.Arena("/mnt", "/mnt/w0", "/mnt/o0", "/mnt/a0")
+    return [mo.gen_op(rng, view, arena) for _ in range(n)]
+
+
+VIEW = mo.ArenaView(("/mnt/o0", "/mnt/w0", "/mnt/w0/d0"), ("/mnt/w0/d0",), 3,
+                    ("/mnt/w0/d0",))
+
+
+def test_gen_op_is_deterministic_and_varied() -> None:
+    ops = gen(7, VIEW)
+    assert ops == gen(7, VIEW)
+    assert ops != gen(8, VIEW)
+    kinds = {op.kind for op in ops}
+    assert kinds >= {"mount", "bind", "move", "setattr", "umount", "umount_lazy", "remount",
+                     "remount_bind", "clone", "propagation", "watch", "unwatch"}
+    for op in ops:
+        if op.kind in ("move", "umount", "umount_lazy", "expire"):
+            assert op.path == "/mnt/w0/d0"  # never a root of the arena
+        if op.kind == "setattr":
+            assert not op.attr_set & op.attr_clr & ~mo.MOUNT_ATTR__ATIME
+
+
+def test_gen_op_shrinks_a_full_arena() -> None:
+    big = mo.ArenaView(VIEW.points, ("/mnt/w0/d0", "/mnt/w0/d0/d1"), mo.ARENA_CAP + 1)
+    assert all(op.kind == "umount_lazy" and op.path == "/mnt/w0/d0" for op in gen(1, big, 20))
+
+
+def test_gen_op_without_anything_movable_mounts() -> None:
+    bare = mo.ArenaView(("/mnt/o0", "/mnt/w0"), (), 2)
+    assert all(op.kind not in ("move", "umount", "umount_lazy", "expire", "unwatch")
+               for op in gen(3, bare))
+
+
+def test_emit_is_ktap() -> None:
+    tests = [mo.Subtest("a"), mo.Subtest("b", ok=False, diags=["MISMATCH x"]),
+             mo.Subtest("c", skip="no ring")]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        mo.emit(tests, 42, 1.0)
+    lines = out.getvalue().splitlines()
+    assert lines[:2] == ["KTAP version 1", "1..3"]
+    assert lines[-1] == "# ops=42"
+    result = ktap.parse(lines)
+    assert [t.status for t in result.leaves()] == [ktap.Status.PASSED, ktap.Status.FAILED,
+                                                   ktap.Status.SKIPPED]
+
+
+def test_every_generated_kind_has_an_action() -> None:
+    assert {kind for kind, _ in mo.OP_WEIGHTS} == set(mo.ACTIONS)
+
+
+def test_perform_reports_errors_and_resolves_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, int]] = []
+
+    def fake_umount2(target: str, flags: int) -> None:
+        calls.append((target, flags))
+        if len(calls) == 1:
+            raise OSError(errno.EAGAIN, "marked")
+
+    monkeypatch.setattr(mo, "umount2", fake_umount2)
+    monkeypatch.setattr(mo, "mount_id_of", lambda path: 77)
+    out = mo.perform(mo.Op("expire", "/mnt/w0/d0", flags=mo.MNT_EXPIRE), -1, 0)
+    assert (out.error, out.resolved) == (0, 77)
+    assert calls == [("/mnt/w0/d0", mo.MNT_EXPIRE)] * 2
+
+    def refuse(*args: object) -> None:
+        raise OSError(errno.EBUSY, "busy")
+
+    monkeypatch.setattr(mo, "mount", refuse)
+    out = mo.perform(mo.Op("bind", "/a", "/b", mo.MS_BIND), -1, 0)
+    assert (out.error, out.resolved) == (errno.EBUSY, -1)
