@@ -6,14 +6,17 @@ vmrun, bench, check-series, export-patches, reset-source.
 from __future__ import annotations
 
 import argparse
+import collections.abc
+import contextlib
 import datetime
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from harness import bench, build, deps, kconfig, report, source, splat, suite, vm
+from harness import bench, build, deps, kconfig, report, series, source, splat, suite, vm
 from harness.errors import HarnessError
 from harness.ktap import Status, TestResult
 from harness.layout import PROFILES, Layout, default_layout
@@ -189,6 +192,19 @@ def cmd_parse(s: Session) -> int:
     return s.verdict(tests, outcome)
 
 
+@contextlib.contextmanager
+def _exclusive(layout: Layout) -> collections.abc.Iterator[None]:
+    """One harness run at a time may change build/ (the tree, .config, objects)."""
+    layout.build.mkdir(parents=True, exist_ok=True)
+    with (layout.build / ".harness.lock").open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another harness run using {layout.build} ...", flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -208,38 +224,45 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     s = Session(args)
     try:
-        if args.stage == "deps":
-            s.deps()
-        elif args.stage == "source":
-            s.source()
-        elif args.stage == "config":
-            s.config()
-        elif args.stage == "build":
-            s.build()
-        elif args.stage == "run":
-            tests = suite.guest_tests(s.layout, deps.venv_python(s.layout))
-            return s.verdict(tests, s.run(tests))
-        elif args.stage == "parse":
-            return cmd_parse(s)
-        elif args.stage == "vmtest":
-            return cmd_vmtest(s)
-        elif args.stage == "vmrun":
-            return cmd_vmrun(s)
-        elif args.stage == "bench":
-            return cmd_bench(s)
-        elif args.stage == "check-series":
-            from harness import series
-            return series.check(s.layout, s.log("check-series"))
-        elif args.stage == "export-patches":
-            for name in source.export_patches(s.layout):
-                print(name)
-        elif args.stage == "reset-source":
-            source.reset_source(s.layout)
-            print(f"{s.layout.src} reset to base; the next run applies patches/")
+        with contextlib.ExitStack() as stack:
+            if args.stage not in ("deps", "parse"):
+                stack.enter_context(_exclusive(s.layout))
+            return _dispatch(s, args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"interrupted; logs so far in {s.results}", file=sys.stderr)
         return 130
+
+
+def _dispatch(s: Session, args: argparse.Namespace) -> int:
+    stage = args.stage
+    if stage == "deps":
+        s.deps()
+    elif stage == "source":
+        s.source()
+    elif stage == "config":
+        s.config()
+    elif stage == "build":
+        s.build()
+    elif stage == "run":
+        tests = suite.guest_tests(s.layout, deps.venv_python(s.layout))
+        return s.verdict(tests, s.run(tests))
+    elif stage == "parse":
+        return cmd_parse(s)
+    elif stage == "vmtest":
+        return cmd_vmtest(s)
+    elif stage == "vmrun":
+        return cmd_vmrun(s)
+    elif stage == "bench":
+        return cmd_bench(s)
+    elif stage == "check-series":
+        return series.check(s.layout, s.log("check-series"))
+    elif stage == "export-patches":
+        for name in source.export_patches(s.layout):
+            print(name)
+    elif stage == "reset-source":
+        source.reset_source(s.layout)
+        print(f"{s.layout.src} reset to base; the next run applies patches/")
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from harness import build, kconfig, source
 from harness.errors import HarnessError
 from harness.layout import Layout
-from harness.proc import git
+from harness.proc import git, run_logged
 
 _TOTAL = re.compile(r"total: (\d+) errors, (\d+) warnings, (?:(\d+) checks, )?")
 
@@ -40,6 +40,17 @@ def _stamp(layout: Layout) -> Path:
     return layout.build / "series-built.txt"
 
 
+def _worktree(layout: Layout, log: Path) -> Path:
+    """A second checkout of build/src, so bisect builds never touch build/src."""
+    tree = layout.build / "series-src"
+    if not (tree / ".git").exists():
+        git(layout.src, "worktree", "prune")
+        print(f"[bisect] creating the worktree {tree} (once)", flush=True)
+        run_logged(["git", "-C", layout.src, "worktree", "add", "--detach", "-f", tree,
+                    source.BASE], log, "git worktree add")
+    return tree
+
+
 def check(layout: Layout, log: Path) -> int:
     patches = source.series_files(layout)
     failures = []
@@ -60,28 +71,24 @@ def check(layout: Layout, log: Path) -> int:
     config_text = (layout.obj / ".config").read_text()
     config_hash = hashlib.sha256(config_text.encode()).hexdigest()[:16]
     done = set(_stamp(layout).read_text().split()) if _stamp(layout).exists() else set()
-    before = source.tree_mtimes(layout.src, "series")
-    try:
-        for patch, commit in zip(patches, commits, strict=False):
-            key = f"{git(layout.src, 'rev-parse', commit + '^{tree}')}:{config_hash}"
-            if key in done:
-                print(f"[bisect] {patch.name}: built before", flush=True)
-                continue
-            git(layout.src, "checkout", "-q", "--detach", commit)
-            shutil.copyfile(layout.obj / ".config", series.obj / ".config")
-            try:
-                build.make(series, ["olddefconfig"], log, "olddefconfig")
-                build.make(series, ["bzImage"], log, f"build {patch.name}")
-            except HarnessError as exc:
-                failures.append(f"{patch.name}: does not build: {exc.message}")
-                print(f"[bisect] {patch.name}: FAILED {exc.message}", flush=True)
-                continue
-            done.add(key)
-            _stamp(layout).write_text("\n".join(sorted(done)) + "\n")
-            print(f"[bisect] {patch.name}: builds", flush=True)
-    finally:
-        git(layout.src, "checkout", "-q", "series")
-        source.restore_mtimes(layout.src, before)
+    tree = _worktree(layout, log) if patches else layout.src
+    for patch, commit in zip(patches, commits, strict=True):
+        key = f"{git(layout.src, 'rev-parse', commit + '^{tree}')}:{config_hash}"
+        if key in done:
+            print(f"[bisect] {patch.name}: built before", flush=True)
+            continue
+        git(tree, "checkout", "-q", "--detach", commit)
+        shutil.copyfile(layout.obj / ".config", series.obj / ".config")
+        try:
+            build.make(series, ["olddefconfig"], log, "olddefconfig", src=tree)
+            build.make(series, ["bzImage"], log, f"build {patch.name}", src=tree)
+        except HarnessError as exc:
+            failures.append(f"{patch.name}: does not build: {exc.message}")
+            print(f"[bisect] {patch.name}: FAILED {exc.message}", flush=True)
+            continue
+        done.add(key)
+        _stamp(layout).write_text("\n".join(sorted(done)) + "\n")
+        print(f"[bisect] {patch.name}: builds", flush=True)
     for failure in failures:
         print(f"FAILED {failure}")
     print(f"check-series: {len(patches)} patch(es), {len(failures)} problem(s); log: {log}")

@@ -143,11 +143,6 @@ def _mtimes(src: Path, rev: str) -> dict[str, tuple[str, float]]:
     return out
 
 
-def tree_mtimes(src: Path, rev: str) -> dict[str, tuple[str, float]]:
-    """Remember the series' files, to put their mtimes back after checkouts."""
-    return _mtimes(src, git(src, "rev-parse", rev))
-
-
 def restore_mtimes(src: Path, before: dict[str, tuple[str, float]]) -> None:
     """Files whose content is what it was get their old mtime: make skips them."""
     after = _mtimes(src, git(src, "rev-parse", "HEAD"))
