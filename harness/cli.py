@@ -225,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     s = Session(args)
     try:
         with contextlib.ExitStack() as stack:
-            if args.stage not in ("deps", "parse"):
+            # check-series takes the lock itself, only while it updates build/src.
+            if args.stage not in ("deps", "parse", "check-series"):
                 stack.enter_context(_exclusive(s.layout))
             return _dispatch(s, args)
     except HarnessError as exc:
@@ -258,6 +259,8 @@ def _dispatch(s: Session, args: argparse.Namespace) -> int:
     elif stage == "bench":
         return cmd_bench(s)
     elif stage == "check-series":
+        with _exclusive(s.layout):
+            series.prepare(s.layout, s.log("check-series"))
         return series.check(s.layout, s.log("check-series"))
     elif stage == "export-patches":
         for name in source.export_patches(s.layout):

@@ -51,7 +51,14 @@ def _worktree(layout: Layout, log: Path) -> Path:
     return tree
 
 
+def prepare(layout: Layout, log: Path) -> None:
+    """Bring build/src and the default .config up to date (under the build lock)."""
+    source.prepare(layout, log)
+    kconfig.configure(layout, log)
+
+
 def check(layout: Layout, log: Path) -> int:
+    """checkpatch every patch, then build every prefix of the series in its own worktree."""
     patches = source.series_files(layout)
     failures = []
     for patch in patches:
@@ -60,8 +67,6 @@ def check(layout: Layout, log: Path) -> int:
         print(f"[checkpatch] {patch.name}: {detail}", flush=True)
         if not ok:
             failures.append(f"{patch.name}: checkpatch: {detail}")
-    source.prepare(layout, log)
-    kconfig.configure(layout, log)
     commits = git(layout.src, "rev-list", "--reverse", f"{source.BASE}..series").split()
     if len(commits) != len(patches):
         raise HarnessError(f"{len(patches)} patches but {len(commits)} commits on "
