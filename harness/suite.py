@@ -31,7 +31,9 @@ CHECKERS = [
 
 
 def guest_tests(layout: Layout, python: Path) -> list[GuestTest]:
-    tests = [GuestTest(p.name, shlex.quote(str(p)), SELFTEST_TIMEOUT)
+    # KASAN, lockdep and kmemleak make the guest about three times slower.
+    scale = 3 if layout.profile == "debug" else 1
+    tests = [GuestTest(p.name, shlex.quote(str(p)), SELFTEST_TIMEOUT * scale)
              for p in list_selftests(layout)]
     env = (f"cd {shlex.quote(str(layout.repo))} && PYTHONPATH={shlex.quote(str(layout.repo))} "
            f"VMTEST_SELFTESTS={shlex.quote(str(layout.selftests_out))}")
@@ -41,7 +43,7 @@ def guest_tests(layout: Layout, python: Path) -> list[GuestTest]:
             continue
         args = " ".join(shlex.quote(a) for a in checker.args)
         tests.append(GuestTest(checker.name, f"{env} {shlex.quote(str(python))} -m "
-                               f"{checker.module} {args}".rstrip(), checker.timeout))
+                               f"{checker.module} {args}".rstrip(), checker.timeout * scale))
     return tests
 
 
