@@ -134,11 +134,17 @@ def _link_latest(layout: Layout, results: Path) -> None:
     latest.symlink_to(results.name)
 
 
-def cmd_vmtest(s: Session) -> int:
+def _prepare(s: Session, target: str = "all") -> None:
+    """deps, source, config and build, holding the build lock; the VM run needs none."""
     s.deps()
-    s.source()
-    s.config()
-    s.build()
+    with _exclusive(s.layout):
+        s.source()
+        s.config()
+        s.build(target)
+
+
+def cmd_vmtest(s: Session) -> int:
+    _prepare(s)
     tests = suite.guest_tests(s.layout, deps.venv_python(s.layout))
     outcome = s.run(tests)
     return s.verdict(tests, outcome)
@@ -148,10 +154,7 @@ def cmd_vmrun(s: Session) -> int:
     if not s.args.cmd:
         raise HarnessError("vmrun needs a command: make vmrun CMD='...'")
     if not s.layout.bzimage.exists() or s.args.rebuild:
-        s.deps()
-        s.source()
-        s.config()
-        s.build()
+        _prepare(s)
     tests = [vm.GuestTest("vmrun", f"cd {s.layout.repo} && {s.args.cmd}", s.args.timeout)]
     outcome = s.run(tests)
     out = s.results / "guest" / "vmrun.out"
@@ -161,10 +164,7 @@ def cmd_vmrun(s: Session) -> int:
 
 
 def cmd_bench(s: Session) -> int:
-    s.deps()
-    s.source()
-    s.config()
-    s.build("bench")
+    _prepare(s, "bench")
     tests = bench.guest_tests(s.layout)
     if not tests:
         raise HarnessError(f"no benchmark programs in {s.layout.selftests_out}/bench")
@@ -225,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     s = Session(args)
     try:
         with contextlib.ExitStack() as stack:
-            # check-series takes the lock itself, only while it updates build/src.
-            if args.stage not in ("deps", "parse", "check-series"):
+            # These take the lock themselves, only while they change build/.
+            if args.stage not in ("deps", "parse", "check-series", "vmtest", "vmrun",
+                                  "bench"):
                 stack.enter_context(_exclusive(s.layout))
             return _dispatch(s, args)
     except HarnessError as exc:
