@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -35,7 +36,7 @@
 extern int open(const char *path, int flags, ...);
 
 #ifndef __NR_watch_mount
-#define __NR_watch_mount 463
+#define __NR_watch_mount 473
 #endif
 #ifndef __NR_statmount
 #define __NR_statmount 457
@@ -876,6 +877,169 @@ TEST_F_TIMEOUT(mount_notify, close_queues_while_posting, 300)
 	c.stop = 1;
 	ASSERT_EQ(pthread_join(th, NULL), 0);
 	ASSERT_EQ(c.errors, 0);
+}
+
+/* A watched mount that is moved tells its own watch where it went. */
+TEST_F(mount_notify, move_of_watched_mount_reaches_its_own_watch)
+{
+	struct rec r[MAX_RECS];
+	uint64_t a, b, c;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/b", 0), 0);
+	ASSERT_EQ(mkdir(BASE "/a/x", 0755), 0);
+	ASSERT_EQ(mkdir(BASE "/b/y", 0755), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/a/x", 0), 0);
+	a = mnt_id(BASE "/a");
+	b = mnt_id(BASE "/b");
+	c = mnt_id(BASE "/a/x");
+	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a/x", 0, self->q[1], 5), 0);
+
+	ASSERT_EQ(sys_mount(BASE "/a/x", BASE "/b/y", NULL, MS_MOVE, NULL), 0);
+
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 2);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_MOVE_FROM, 5, 0, a, c, c);
+	ASSERT_MOUNT_REC(&r[1], NOTIFY_MOUNT_MOVE_TO, 5, 0, b, c, c);
+
+	/* Still watched where it is now: a mount below it is reported. */
+	ASSERT_EQ(mkdir(BASE "/b/y/z", 0755), 0);
+	ASSERT_EQ(tmpfs_at(BASE "/b/y/z", 0), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_NEW_MOUNT, 5, 0, c,
+			 mnt_id(BASE "/b/y/z"), c);
+}
+
+/*
+ * A watcher chrooted into a plain directory of a mount sets its watch on that
+ * whole mount ("/" resolves to it) but hears only of what its own mountinfo
+ * shows: mounts below its root.  Not of mounts beside the jail, nor of the
+ * attributes of the mount that holds the jail.  The watch keeps the root it
+ * was set from after the watcher has gone.
+ */
+TEST_F(mount_notify, chroot_watcher_hears_only_of_mounts_below_its_root)
+{
+	struct rec r[MAX_RECS];
+	int status, outside;
+	uint64_t in;
+	pid_t pid;
+
+	ASSERT_EQ(mkdir(BASE "/jail", 0755), 0);
+	ASSERT_EQ(mkdir(BASE "/jail/in", 0755), 0);
+	outside = open(BASE "/b", O_RDONLY | O_DIRECTORY);
+	ASSERT_GE(outside, 0);
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		if (chroot(BASE "/jail") || chdir("/"))
+			_exit(10);
+		/* A path outside the root, through an fd from before the chroot. */
+		if (sys_watch_mount(outside, "", AT_EMPTY_PATH, self->q[1], 6) != -1 ||
+		    errno != EPERM)
+			_exit(11);
+		_exit(sys_watch_mount(AT_FDCWD, "/", 0, self->q[1], 7) ? 12 : 0);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+	close(outside);
+
+	/* Beside the jail: not visible from inside it. */
+	ASSERT_EQ(tmpfs_at(BASE "/b", 0), 0);
+	ASSERT_EQ(sys_mount_setattr(BASE "/b", MOUNT_ATTR_NOSUID, 0), 0);
+	ASSERT_EQ(sys_umount2(BASE "/b", 0), 0);
+	/* The mount that holds the jail is above its root. */
+	ASSERT_EQ(sys_mount_setattr(BASE, MOUNT_ATTR_NOSUID, 0), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 0);
+
+	/* Below the root: visible. */
+	ASSERT_EQ(tmpfs_at(BASE "/jail/in", 0), 0);
+	in = mnt_id(BASE "/jail/in");
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_NEW_MOUNT, 7, 0,
+			 self->base_id, in, self->base_id);
+	ASSERT_EQ(sys_mount_setattr(BASE "/jail/in", MOUNT_ATTR_NOEXEC, 0), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_SETATTR, 7, NOTIFY_MOUNT_IN_SUBTREE,
+			 in, in, self->base_id);
+	ASSERT_EQ(sys_umount2(BASE "/jail/in", 0), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_UNMOUNT, 7, 0,
+			 self->base_id, in, self->base_id);
+}
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t len = (ssize_t)strlen(text);
+	int ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, text, len) == len;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * An unprivileged user in a user and mount namespace of its own may watch the
+ * mounts of that namespace (fanotify's mount marks need CAP_SYS_ADMIN), but
+ * not those of a namespace it has no CAP_SYS_ADMIN over.
+ */
+TEST_F(mount_notify, unprivileged_user_namespace_watches_its_own_mounts)
+{
+	int status, parent_ns_dir;
+	pid_t pid;
+
+	parent_ns_dir = open(BASE "/a", O_RDONLY | O_DIRECTORY);
+	ASSERT_GE(parent_ns_dir, 0);
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		struct rec r[MAX_RECS];
+		struct mount_notification *m;
+		uint64_t base, a;
+		int q[2];
+
+		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(10);
+		/* Changing ids made /proc/self root's; it must be ours for uid_map. */
+		if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
+			_exit(9);
+		if (make_queue(q))
+			_exit(11);
+		if (unshare(CLONE_NEWUSER | CLONE_NEWNS))
+			_exit(13);
+		if (write_file("/proc/self/setgroups", "deny") ||
+		    write_file("/proc/self/uid_map", "0 65534 1") ||
+		    write_file("/proc/self/gid_map", "0 65534 1"))
+			_exit(14);
+		/* A mount of the parent's namespace: not without privilege there. */
+		if (sys_watch_mount(parent_ns_dir, "", AT_EMPTY_PATH, q[1], 1) != -1 ||
+		    errno != EPERM)
+			_exit(12);
+		base = mnt_id(BASE);
+		if (!base || sys_watch_mount(AT_FDCWD, BASE, 0, q[1], 2))
+			_exit(15);
+		if (tmpfs_at(BASE "/a", 0))
+			_exit(16);
+		a = mnt_id(BASE "/a");
+		if (read_recs(q[0], r, MAX_RECS) != 1)
+			_exit(17);
+		m = mn(&r[0]);
+		if (r[0].len != REC_LEN ||
+		    m->watch.subtype != NOTIFY_MOUNT_NEW_MOUNT ||
+		    (m->watch.info & WATCH_INFO_ID) >> 8 != 2 ||
+		    m->triggered_on != base || m->auxiliary_mount != a ||
+		    m->watched_mount != base)
+			_exit(18);
+		_exit(0);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(WEXITSTATUS(status), 0);
+	close(parent_ns_dir);
 }
 
 /* Automount submounts are flagged; needs a kernel with a debugfs automount. */

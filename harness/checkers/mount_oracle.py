@@ -51,7 +51,7 @@ NR_MOVE_MOUNT = 429
 NR_MOUNT_SETATTR = 442
 NR_STATMOUNT = 457
 NR_LISTMOUNT = 458
-NR_WATCH_MOUNT = 463
+NR_WATCH_MOUNT = 473
 
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
@@ -438,8 +438,9 @@ def expected_events(pre: Snapshot, post: Snapshot, diff: MountDiff, watches: Seq
 
     Topology events are posted at the parent (trigger) to the watchers of the
     parent and its ancestors: pre-operation chains for UNMOUNT, EXPIRY and
-    MOVE_FROM, post-operation chains for NEW_MOUNT and MOVE_TO.  Attribute
-    events trigger on the mount itself.  A watch whose mount went away, or
+    MOVE_FROM, post-operation chains for NEW_MOUNT and MOVE_TO; the watches
+    on a moved mount itself get both MOVE records.  Attribute events trigger
+    on the mount itself.  A watch whose mount went away, or
     that was removed explicitly, gets a removal record last."""
     out: list[Event] = []
 
@@ -456,6 +457,13 @@ def expected_events(pre: Snapshot, post: Snapshot, diff: MountDiff, watches: Seq
     for m in diff.moved:
         deliver("MOVE_FROM", pre[m].parent, m, post[m].attr, pre)
         deliver("MOVE_TO", post[m].parent, m, post[m].attr, post)
+        # The moved mount's own watches hear of both ends.
+        for w in watches:
+            if w.mnt == m:
+                out.append(Event("MOVE_FROM", w.watch_id, False, pre[m].parent, m, m,
+                                 post[m].attr))
+                out.append(Event("MOVE_TO", w.watch_id, False, post[m].parent, m, m,
+                                 post[m].attr))
     for m in diff.appeared:
         deliver("NEW_MOUNT", post[m].parent, m, post[m].attr, post)
     for m in diff.ro_changed:
@@ -543,8 +551,10 @@ def decode_record(rec: RawRecord, lookup: IdLookup) -> tuple[Event | None, list[
         problems.append(f"IS_NOW_RO flag disagrees with mnt_attr {attr:#x}")
     if flags & NOTIFY_MOUNT_IS_SUBMOUNT:
         problems.append("IS_SUBMOUNT on a tmpfs mount")
-    if bool(flags & NOTIFY_MOUNT_IN_SUBTREE) != (trig != watched):
-        problems.append("IN_SUBTREE flag disagrees with triggered_on != watched_mount")
+    # Clear when the event happened at the watched mount or to it (a move).
+    if bool(flags & NOTIFY_MOUNT_IN_SUBTREE) != (watched not in (trig, aux)):
+        problems.append("IN_SUBTREE flag disagrees with triggered_on/auxiliary_mount "
+                        "!= watched_mount")
     if rec.length != MOUNT_RECORD_SIZE:
         problems.append(f"mount record of {rec.length} bytes, not {MOUNT_RECORD_SIZE}")
     event = Event(SUBTYPES[rec.subtype], watch_id, bool(flags & NOTIFY_MOUNT_IN_SUBTREE),

@@ -36,7 +36,7 @@
 #include <linux/watch_queue.h>
 
 #ifndef __NR_watch_mount
-#define __NR_watch_mount	463
+#define __NR_watch_mount	473
 #endif
 
 #define BASE		"/mnt"
