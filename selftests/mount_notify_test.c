@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/mount.h>
@@ -877,6 +878,130 @@ TEST_F_TIMEOUT(mount_notify, close_queues_while_posting, 300)
 	c.stop = 1;
 	ASSERT_EQ(pthread_join(th, NULL), 0);
 	ASSERT_EQ(c.errors, 0);
+}
+
+/*
+ * Check every record in @buf: a mount record is 40 bytes and a removal 16,
+ * and both carry @wid.  Returns the number of bad records.
+ */
+static int bad_records(const unsigned char *buf, ssize_t len, unsigned int wid)
+{
+	ssize_t off = 0;
+	int bad = 0;
+
+	while (off < len) {
+		const struct watch_notification *w = (const void *)(buf + off);
+		unsigned int l = w->info & WATCH_INFO_LENGTH;
+
+		if (l < sizeof(*w) || off + l > len)
+			return bad + 1;
+		if (w->type == WATCH_TYPE_MOUNT_NOTIFY)
+			bad += l != REC_LEN || (w->info & WATCH_INFO_ID) >> 8 != wid;
+		else if (w->type == WATCH_TYPE_META &&
+			 w->subtype == WATCH_META_REMOVAL_NOTIFICATION)
+			bad += l != sizeof(struct watch_notification_removal) ||
+			       (w->info & WATCH_INFO_ID) >> 8 != wid;
+		off += l;
+	}
+	return bad;
+}
+
+struct dying_watches {
+	volatile int *stop;
+	unsigned int first_id;
+	unsigned long cycles, records;
+	int errors, bad;
+};
+
+/* Set a watch, let records come, remove it, drain; over and over. */
+static void *dying_watches(void *arg)
+{
+	struct dying_watches *d = arg;
+	unsigned char buf[4096];
+	unsigned int wid = d->first_id;
+
+	while (!*d->stop) {
+		ssize_t len;
+		int q[2];
+
+		if (make_queue(q)) {
+			d->errors++;
+			break;
+		}
+		if (sys_watch_mount(AT_FDCWD, BASE, 0, q[1], wid))
+			d->errors++;
+		sched_yield();
+		if (sys_watch_mount(AT_FDCWD, BASE, 0, q[1], -1))
+			d->errors++;
+		while ((len = read(q[0], buf, sizeof(buf))) > 0) {
+			d->bad += bad_records(buf, len, wid);
+			d->records += len / REC_LEN;
+		}
+		close(q[0]);
+		close(q[1]);
+		d->cycles++;
+		wid = wid % 200 + 1;	/* never 0: the ID of a dying watch's rcu_head */
+	}
+	return NULL;
+}
+
+/*
+ * Posters walk a watch list under RCU while watches are removed from it.  A
+ * watch's info_id used to share its storage with the rcu_head, so a poster
+ * that reached a watch after call_rcu() put a pointer's low bits in the
+ * record's ID and length (an out-of-bounds copy from the stack under KASAN).
+ * Every record must have its exact length and the ID of its watch.
+ */
+TEST_F_TIMEOUT(mount_notify, records_keep_length_and_id_while_watches_die, 300)
+{
+	struct dying_watches d[2];
+	struct churn c = { 0 };
+	pthread_t churn, th[2];
+	unsigned long cycles = 0;
+	int i, q[2][40];
+	time_t end;
+
+	/* Long lists: posters spend longer among the watches being removed. */
+	for (i = 0; i < 40; i++) {
+		int p[2];
+
+		ASSERT_EQ(make_queue(p), 0);
+		q[0][i] = p[0];
+		q[1][i] = p[1];
+		ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, p[1], 201 + i % 50), 0);
+	}
+	for (i = 0; i < 2; i++) {
+		d[i] = (struct dying_watches){ .stop = &c.stop, .first_id = 1 + i * 100 };
+		ASSERT_EQ(pthread_create(&th[i], NULL, dying_watches, &d[i]), 0);
+	}
+	ASSERT_EQ(pthread_create(&churn, NULL, mount_churn, &c), 0);
+	end = time(NULL) + 20;
+	while (time(NULL) < end) {
+		unsigned char buf[4096];
+		ssize_t len;
+
+		for (i = 0; i < 40; i++)
+			while ((len = read(q[0][i], buf, sizeof(buf))) > 0)
+				EXPECT_EQ(bad_records(buf, len, 201 + i % 50), 0);
+		usleep(10000);
+	}
+	c.stop = 1;
+	ASSERT_EQ(pthread_join(churn, NULL), 0);
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(pthread_join(th[i], NULL), 0);
+		EXPECT_EQ(d[i].errors, 0);
+		EXPECT_EQ(d[i].bad, 0);
+		cycles += d[i].cycles;
+	}
+	EXPECT_EQ(c.errors, 0);
+	/* The race needs both sides to have run a lot. */
+	EXPECT_GT(cycles, 1000UL);
+	TH_LOG("%lu watches set and removed, %lu + %lu records checked",
+	       cycles, d[0].records, d[1].records);
+	for (i = 0; i < 40; i++) {
+		close(q[0][i]);
+		close(q[1][i]);
+	}
 }
 
 /* A watched mount that is moved tells its own watch where it went. */
