@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * What many mount watches cost, and who pays.  An unprivileged user, in a
+ * user and mount namespace of its own, sets 0, 100 and then 10,000 watches on
+ * "/" (one notification pipe each, nobody reading them).  One thread, on
+ * vCPU 0, bind-mounts and unmounts a directory at a fixed rate (so that every
+ * run takes mount_lock for write as often); another, on vCPU 1, stat()s a
+ * path that crosses four mountpoints as fast as it can.  For each number of
+ * watches it reports:
+ *
+ *  - the latency of one bind mount plus umount, which includes posting two
+ *    records to every watch: the task that changes the tree pays;
+ *  - the stat() loop's throughput in the same window, which should not depend
+ *    on the number of watches: records are posted after mount_lock is
+ *    dropped, so path walks never wait for them.
+ *
+ * Run as root: it raises RLIMIT_NOFILE (one fd per watch) before dropping to
+ * uid 65534.  Prints "BENCH<TAB>table<TAB>row<TAB>column<TAB>value" lines for
+ * the harness (make bench).  A benchmark, not a test: it never judges a number.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <linux/watch_queue.h>
+
+#ifndef __NR_watch_mount
+#define __NR_watch_mount	473
+#endif
+
+#define TABLE		"mount watches: who pays (unprivileged, 2 vCPUs)"
+#define MAX_WATCHES	10000
+#define WINDOW_NS	4000000000ull	/* each measurement window */
+#define PERIOD_NS	200000000ull	/* one bind+umount every 200 ms */
+
+#define MS_BIND_	0x1000ul
+
+/* The last run, with every watch closed again, shows the noise. */
+static const unsigned int counts[] = { 0, 100, MAX_WATCHES, 0 };
+
+static void die(const char *what)
+{
+	fprintf(stderr, "mount_watchers_bench: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void xmount(const char *src, const char *dst, const char *type,
+		   unsigned long flags)
+{
+	if (syscall(__NR_mount, src, dst, type, flags, NULL) < 0)
+		die(dst);
+}
+
+static void xmkdir(const char *path)
+{
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		die(path);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	int fd = syscall(__NR_openat, AT_FDCWD, path, O_WRONLY);
+	ssize_t len = (ssize_t)strlen(text);
+
+	if (fd < 0 || write(fd, text, len) != len)
+		die(path);
+	close(fd);
+}
+
+/* A watch on "/" through a notification pipe of its own; returns its fd. */
+static int add_watch(unsigned int i)
+{
+	int pfd[2];
+
+	if (pipe2(pfd, O_NOTIFICATION_PIPE | O_NONBLOCK | O_CLOEXEC) < 0)
+		die("pipe2(O_NOTIFICATION_PIPE)");
+	if (ioctl(pfd[0], IOC_WATCH_QUEUE_SET_SIZE, 16) < 0)
+		die("IOC_WATCH_QUEUE_SET_SIZE");
+	if (syscall(__NR_watch_mount, AT_FDCWD, "/", 0, pfd[0], i & 0xff) < 0)
+		die("watch_mount");
+	close(pfd[1]);
+	return pfd[0];
+}
+
+struct stat_loop {
+	volatile int run, stop;
+	volatile uint64_t ops;
+};
+
+static void pin_to_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) < 0)
+		die("sched_setaffinity");
+}
+
+static void *stat_loop(void *arg)
+{
+	struct stat_loop *s = arg;
+	struct stat st;
+
+	pin_to_cpu(1);
+
+	while (!s->stop) {
+		if (!s->run) {
+			sched_yield();
+			continue;
+		}
+		if (stat("/mnt/p1/p2/p3/f", &st) < 0)
+			die("stat");
+		s->ops++;
+	}
+	return NULL;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+
+	return (*x > *y) - (*x < *y);
+}
+
+static void measure(struct stat_loop *s, unsigned int watches, const char *row,
+		    double *base_ops, double *base_lat)
+{
+	static uint64_t lat[1 << 16];
+	unsigned int n = 0;
+	uint64_t t0, t1, ops0, ops1;
+	double ops;
+
+	s->run = 1;
+	ops0 = s->ops;
+	t0 = now_ns();
+	do {
+		uint64_t a = now_ns(), next = t0 + (n + 1) * PERIOD_NS;
+
+		xmount("/mnt/src", "/mnt/t", NULL, MS_BIND_);
+		if (syscall(__NR_umount2, "/mnt/t", 0) < 0)
+			die("umount2");
+		if (n < sizeof(lat) / sizeof(lat[0]))
+			lat[n++] = now_ns() - a;
+		t1 = now_ns();
+		if (t1 < next) {
+			struct timespec ts = {
+				.tv_sec = (next - t1) / 1000000000ull,
+				.tv_nsec = (next - t1) % 1000000000ull,
+			};
+
+			nanosleep(&ts, NULL);
+			t1 = now_ns();
+		}
+	} while (t1 - t0 < WINDOW_NS);
+	ops1 = s->ops;
+	s->run = 0;
+
+	qsort(lat, n, sizeof(lat[0]), u64_cmp);
+	ops = (ops1 - ops0) * 1e9 / (t1 - t0);
+	if (!*base_ops) {
+		*base_ops = ops;
+		*base_lat = lat[n / 2];
+	}
+	printf("BENCH\t" TABLE "\t%s\tbind+umount us (median)\t%.1f\n", row,
+	       lat[n / 2] / 1e3);
+	printf("BENCH\t" TABLE "\t%s\tcycles\t%u\n", row, n);
+	if (watches)
+		printf("BENCH\t" TABLE "\t%s\tadded ns per record per watch\t%.0f\n",
+		       row, (lat[n / 2] - *base_lat) / (2.0 * watches));
+	printf("BENCH\t" TABLE "\t%s\tstat() per s\t%.0f\n", row, ops);
+	printf("BENCH\t" TABLE "\t%s\tstat() vs 0 watches\t%+.1f%%\n", row,
+	       *base_ops ? (ops / *base_ops - 1) * 100 : 0.0);
+}
+
+static int run_unprivileged(void)
+{
+	static int fds[MAX_WATCHES];
+	struct stat_loop s = { 0 };
+	double base_ops = 0, base_lat = 0;
+	unsigned int have = 0;
+	pthread_t th;
+
+	if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+		die("setresuid(65534)");
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
+		die("PR_SET_DUMPABLE");
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+		die("unshare(CLONE_NEWUSER | CLONE_NEWNS)");
+	write_file("/proc/self/setgroups", "deny");
+	write_file("/proc/self/uid_map", "0 65534 1");
+	write_file("/proc/self/gid_map", "0 65534 1");
+
+	/* /mnt/p1/p2/p3/f crosses four mountpoints; /mnt/t is bound and unbound. */
+	xmount("bench", "/mnt", "tmpfs", 0);
+	xmkdir("/mnt/src");
+	xmkdir("/mnt/t");
+	xmkdir("/mnt/p1");
+	xmount("bench", "/mnt/p1", "tmpfs", 0);
+	xmkdir("/mnt/p1/p2");
+	xmount("bench", "/mnt/p1/p2", "tmpfs", 0);
+	xmkdir("/mnt/p1/p2/p3");
+	xmount("bench", "/mnt/p1/p2/p3", "tmpfs", 0);
+	xmkdir("/mnt/p1/p2/p3/f");
+
+	pin_to_cpu(0);
+	if (pthread_create(&th, NULL, stat_loop, &s))
+		die("pthread_create");
+	for (unsigned int i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		uint64_t t0 = now_ns();
+		char row[32];
+
+		while (have > counts[i])
+			close(fds[--have]);
+		while (have < counts[i]) {
+			fds[have] = add_watch(have);
+			have++;
+		}
+		if (counts[i])
+			fprintf(stderr, "mount_watchers_bench: %u watches set in %.2f s\n",
+				counts[i], (now_ns() - t0) / 1e9);
+		snprintf(row, sizeof(row), i ? "%u watches%s" : "%u watches", counts[i],
+			 counts[i] ? "" : ", again");
+		measure(&s, counts[i], row, &base_ops, &base_lat);
+	}
+	s.stop = 1;
+	pthread_join(th, NULL);
+	return 0;
+}
+
+int main(void)
+{
+	struct rlimit rl = { MAX_WATCHES + 256, MAX_WATCHES + 256 };
+	int status;
+	pid_t pid;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (syscall(__NR_watch_mount, AT_FDCWD, "/", 0, -1, 1) < 0 && errno == ENOSYS) {
+		fprintf(stderr, "mount_watchers_bench: no watch_mount() in this kernel\n");
+		return 1;
+	}
+	/* One fd per watch, and the per-user watch limit is RLIMIT_NOFILE. */
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		die("setrlimit(RLIMIT_NOFILE)");
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0)
+		_exit(run_unprivileged());
+	if (waitpid(pid, &status, 0) != pid)
+		die("waitpid");
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
