@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Pure-Python reference model of the /dev/watch_queue notification ring.
 
-Implements /work/shared/docs/ring-abi.md as fixed by the ring design notes:
+Implements the ring ABI (the uapi header's comments, ring-abi.md):
 the byte image of the mapping after every operation (meta entry, head word,
 skip headers, loss records, zero padding), the kernel's authoritative head,
 the pending loss count, the room check that treats hostile tails as "no
@@ -19,64 +19,42 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-# --- uapi mirror (include/uapi/linux/watch_queue.h) ------------------------
+from harness import uapi
 
-WATCH_TYPE_META = 0
-WATCH_TYPE_KEY_NOTIFY = 1
-WATCH_TYPE__NR = 2
+# --- uapi (include/uapi/linux/watch_queue.h, from the installed headers) ----
 
-WATCH_META_REMOVAL_NOTIFICATION = 0
-WATCH_META_LOSS_NOTIFICATION = 1
-WATCH_META_SKIP_NOTIFICATION = 2
+_U = uapi.current()
 
-WATCH_INFO_LENGTH = 0x0000007F  # pipe records: length in bytes
-WATCH_INFO_NR_SLOTS = 0x0000003F  # ring records: length in 8-byte slots
-WATCH_INFO_ID = 0x0000FF00
-WATCH_INFO_TYPE_INFO = 0xFFFF0000
+WATCH_TYPE_META = _U.WATCH_TYPE_META
+WATCH_TYPE_KEY_NOTIFY = _U.WATCH_TYPE_KEY_NOTIFY
+WATCH_TYPE__NR = _U.WATCH_TYPE__NR
 
-WATCH_QUEUE_RING_MAX_PAGES = 256
-WATCH_FILTER_MAX = 16  # nr_filters limit of watch_queue_set_filter()
+WATCH_META_REMOVAL_NOTIFICATION = _U.WATCH_META_REMOVAL_NOTIFICATION
+WATCH_META_LOSS_NOTIFICATION = _U.WATCH_META_LOSS_NOTIFICATION
+WATCH_META_SKIP_NOTIFICATION = _U.WATCH_META_SKIP_NOTIFICATION
 
-SLOT_SIZE = 8
-META_SLOTS = 2
-LOSS_SLOTS = 2
+WATCH_INFO_LENGTH = _U.WATCH_INFO_LENGTH  # pipe records: length in bytes
+WATCH_INFO_NR_SLOTS = _U.WATCH_INFO_NR_SLOTS  # ring records: length in 8-byte slots
+WATCH_INFO_ID = _U.WATCH_INFO_ID
+WATCH_INFO_TYPE_INFO = _U.WATCH_INFO_TYPE_INFO
+
+WATCH_QUEUE_RING_MAX_PAGES = _U.WATCH_QUEUE_RING_MAX_PAGES
+WATCH_FILTER_MAX = 16  # not uapi: the nr_filters limit in kernel/watch_queue.c
+
+SLOT_SIZE = _U.sizeof_watch_notification
+META_SLOTS = _U.sizeof_watch_queue_ring_meta // SLOT_SIZE
+LOSS_SLOTS = _U.sizeof_watch_notification_loss // SLOT_SIZE
 MAX_RECORD_SLOTS = WATCH_INFO_NR_SLOTS
-HEAD_OFFSET = 8  # __u32 head in slot 1
-TAIL_OFFSET = 12  # __u32 tail in slot 1
+HEAD_OFFSET = _U.offsetof_watch_queue_ring_meta_head  # __u32 head in slot 1
+TAIL_OFFSET = _U.offsetof_watch_queue_ring_meta_tail  # __u32 tail in slot 1
+NR_LOST_OFFSET = _U.offsetof_watch_notification_loss_nr_lost
 U32_MASK = 0xFFFFFFFF
 
-# Linux generic ioctl encoding (x86_64 uses asm-generic/ioctl.h).
-_IOC_NRSHIFT = 0
-_IOC_TYPESHIFT = 8
-_IOC_SIZESHIFT = 16
-_IOC_DIRSHIFT = 30
-_IOC_NONE = 0
-_IOC_WRITE = 1
-_IOC_READ = 2
-
-
-def _ioc(direction: int, kind: str, nr: int, size: int) -> int:
-    return ((direction << _IOC_DIRSHIFT) | (ord(kind) << _IOC_TYPESHIFT)
-            | (nr << _IOC_NRSHIFT) | (size << _IOC_SIZESHIFT))
-
-
-def _io(kind: str, nr: int) -> int:
-    return _ioc(_IOC_NONE, kind, nr, 0)
-
-
-def _ior(kind: str, nr: int, size: int) -> int:
-    return _ioc(_IOC_READ, kind, nr, size)
-
-
-def _iow(kind: str, nr: int, size: int) -> int:
-    return _ioc(_IOC_WRITE, kind, nr, size)
-
-
-IOC_WATCH_QUEUE_SET_SIZE = _io("W", 0x60)
-IOC_WATCH_QUEUE_SET_FILTER = _io("W", 0x61)
-IOC_WATCH_QUEUE_NR_PAGES = _io("W", 0x62)
-IOC_WATCH_QUEUE_TAKE_LOSS = _ior("W", 0x63, 4)  # __u32
-IOC_WATCH_QUEUE_INJECT = _iow("W", 0x64, 8)  # struct watch_notification
+IOC_WATCH_QUEUE_SET_SIZE = _U.IOC_WATCH_QUEUE_SET_SIZE
+IOC_WATCH_QUEUE_SET_FILTER = _U.IOC_WATCH_QUEUE_SET_FILTER
+IOC_WATCH_QUEUE_NR_PAGES = _U.IOC_WATCH_QUEUE_NR_PAGES
+IOC_WATCH_QUEUE_TAKE_LOSS = _U.IOC_WATCH_QUEUE_TAKE_LOSS
+IOC_WATCH_QUEUE_INJECT = _U.IOC_WATCH_QUEUE_INJECT
 
 # --- struct watch_notification encoding ------------------------------------
 
@@ -140,7 +118,8 @@ def loss_record(nr_lost: int) -> bytes:
 
 # --- filters (struct watch_notification_filter) ----------------------------
 
-SUBTYPE_WORDS = 8
+TYPE_FILTER_SIZE = _U.sizeof_watch_notification_type_filter
+SUBTYPE_WORDS = (TYPE_FILTER_SIZE - 12) // 4  # after type, info_filter, info_mask
 ALL_SUBTYPES: tuple[int, ...] = (U32_MASK,) * SUBTYPE_WORDS
 
 
@@ -176,7 +155,6 @@ class TypeFilter:
                 and (info & self.info_mask) == self.info_filter)
 
 
-TYPE_FILTER_SIZE = 4 * (3 + SUBTYPE_WORDS)  # 44 bytes
 
 
 def pack_filter(filters: Sequence[TypeFilter], reserved: int = 0) -> bytes:
@@ -233,7 +211,9 @@ class Record:
 
     @property
     def nr_lost(self) -> int:
-        return int.from_bytes(self.data[8:12], "little") if self.is_loss else 0
+        if not self.is_loss:
+            return 0
+        return int.from_bytes(self.data[NR_LOST_OFFSET:NR_LOST_OFFSET + 4], "little")
 
 
 class RingBuffer(Protocol):
