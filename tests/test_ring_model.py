@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import errno
-import io
-import random
 from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import ktap
-from harness.checkers import ring_diff as rd
+from harness import uapi
+from harness.checkers import ring_replay as rr
 from harness.ring_model import (
     HEAD_OFFSET,
     IOC_WATCH_QUEUE_INJECT,
@@ -27,6 +25,7 @@ from harness.ring_model import (
     U32_MASK,
     WATCH_META_LOSS_NOTIFICATION,
     WATCH_META_SKIP_NOTIFICATION,
+    WATCH_TYPE__NR,
     WATCH_TYPE_KEY_NOTIFY,
     WATCH_TYPE_META,
     FilterError,
@@ -75,12 +74,17 @@ def fill_to(ring: Ring, head: int) -> None:
 # --- encodings -----------------------------------------------------------------------
 
 
-def test_ioctl_numbers_use_the_x86_64_encoding() -> None:
-    assert IOC_WATCH_QUEUE_SET_SIZE == 0x5760
-    assert IOC_WATCH_QUEUE_SET_FILTER == 0x5761
-    assert IOC_WATCH_QUEUE_NR_PAGES == 0x5762
-    assert IOC_WATCH_QUEUE_TAKE_LOSS == 0x80045763
-    assert IOC_WATCH_QUEUE_INJECT == 0x40085764
+def test_constants_are_the_headers() -> None:
+    """The model holds no uapi value of its own: each is uapi.json's."""
+    u = uapi.current()
+    assert (IOC_WATCH_QUEUE_SET_SIZE, IOC_WATCH_QUEUE_SET_FILTER, IOC_WATCH_QUEUE_NR_PAGES,
+            IOC_WATCH_QUEUE_TAKE_LOSS, IOC_WATCH_QUEUE_INJECT) == (
+        u.IOC_WATCH_QUEUE_SET_SIZE, u.IOC_WATCH_QUEUE_SET_FILTER, u.IOC_WATCH_QUEUE_NR_PAGES,
+        u.IOC_WATCH_QUEUE_TAKE_LOSS, u.IOC_WATCH_QUEUE_INJECT)
+    assert (
+        u.WATCH_TYPE__NR, u.offsetof_watch_queue_ring_meta_head,
+        u.offsetof_watch_queue_ring_meta_tail) == (WATCH_TYPE__NR, HEAD_OFFSET, TAIL_OFFSET)
+    assert Ring(1).nr_types == u.WATCH_TYPE__NR
 
 
 def test_header_bitfields_are_little_endian() -> None:
@@ -115,7 +119,7 @@ def test_filter_packing_layout() -> None:
     assert blob[20:24] == (1).to_bytes(4, "little")
     assert blob[24:28] == (2).to_bytes(4, "little")
     assert blob[48:52] == (1 << 31).to_bytes(4, "little")
-    assert rd.unpack_filter(blob) == ((f, TypeFilter(7)), 0)
+    assert rr.unpack_filter(blob) == ((f, TypeFilter(7)), 0)
 
 
 # --- placement -----------------------------------------------------------------------
@@ -487,138 +491,3 @@ def test_hostile_consumer_only_hurts_itself(geom: tuple[int, int],
         c = ring.counters
         assert (c.delivered + c.loss_reported + c.loss_taken + ring.pending_lost
                 == c.posted - c.filtered)
-
-
-# --- the checker's pure parts -------------------------------------------------------
-
-
-def test_op_generation_is_deterministic_and_prefix_stable() -> None:
-    sub = rd.Subtest("ring_hostile_2page", 2, hostile=True)
-    a = rd.gen_ops(rd.subtest_rng(7, sub), 3000, True)
-    b = rd.gen_ops(rd.subtest_rng(7, sub), 3000, True)
-    c = rd.gen_ops(rd.subtest_rng(7, sub), 777, True)
-    d = rd.gen_ops(rd.subtest_rng(8, sub), 3000, True)
-    assert a == b and a[:777] == c and a != d
-    kinds = {type(op).__name__ for op in a}
-    assert kinds == {"Inject", "Consume", "TakeLoss", "SetFilter", "HostileTail", "RestoreTail",
-                     "ScribbleHead", "RestoreHead", "ScribbleFree"}
-    sane = rd.gen_ops(rd.subtest_rng(7, rd.Subtest("ring_1page", 1)), 3000, False)
-    assert not {type(op).__name__ for op in sane} & {"HostileTail", "ScribbleFree"}
-
-
-def test_generated_records_are_valid_ring_records() -> None:
-    rng = random.Random(3)
-    for _ in range(2000):
-        r = rd.gen_record(rng, (1, 63))
-        wtype, _, info = unpack_header(r)
-        assert 1 <= wtype <= 1023 and len(r) == (info & 0x3F) * SLOT_SIZE
-        assert rd.inject_errno(r) == 0
-    assert rd.inject_errno(pack_header(0, 0, 1)) == errno.EINVAL
-    assert rd.inject_errno(pack_header(1, 0, 0x100)) == errno.EINVAL
-
-
-def test_ktap_lines() -> None:
-    assert rd.ktap_result_line(1, "a", True) == "ok 1 a"
-    assert rd.ktap_result_line(2, "b", False) == "not ok 2 b"
-    assert rd.ktap_result_line(3, "c", True, "no dev") == "ok 3 c # SKIP no dev"
-    out = io.StringIO()
-    k = rd.Ktap(out)
-    k.header(2)
-    k.diag("x\ny")
-    assert out.getvalue() == "KTAP version 1\n1..2\n# x\n# y\n"
-
-
-def run_main(*argv: str) -> tuple[int, list[str]]:
-    out = io.StringIO()
-    rc = rd.main(list(argv), out)
-    return rc, out.getvalue().splitlines()
-
-
-def test_self_test_passes_and_parses() -> None:
-    rc, lines = run_main("--self-test", "--ops", "8000", "--seed", "5")
-    assert rc == 0
-    assert lines[:2] == ["KTAP version 1", "1..4"] and lines[-1] == "# ops=8000"
-    result = ktap.parse(lines)
-    assert [(t.name, t.status) for t in result.leaves()] == [
-        (name, ktap.Status.PASSED)
-        for name in ("ring_1page", "ring_2page", "ring_4page", "ring_hostile_2page")]
-
-
-def test_missing_device_skips() -> None:
-    rc, lines = run_main("--device", "/nonexistent/watch_queue")
-    assert rc == 0
-    assert lines[2] == "ok 1 ring_1page # SKIP /nonexistent/watch_queue absent"
-    assert [t.status for t in ktap.parse(lines).leaves()] == [ktap.Status.SKIPPED] * 4
-
-
-def test_self_test_bug_is_caught_and_shrunk() -> None:
-    rc, lines = run_main("--self-test", "--self-test-bug", "exact-fit", "--ops", "20000",
-                         "--pages", "1")
-    text = "\n".join(lines)
-    assert rc == 1
-    assert "not ok 1 ring_1page" in lines
-    assert "MISMATCH seed=1" in text and "minimal failing prefix" in text
-    assert "kernel" in text and "model" in text  # the hexdump diff
-
-
-class SkipBodyZeroingRing(Ring):
-    """A kernel that clears the skip body: caught by the full-image compare."""
-
-    def post(self, record: bytes, use_filter: bool = True) -> PostResult:
-        res = super().post(record, use_filter)
-        for p in res.placements:
-            if p.kind == "skip":
-                end = p.offset + p.nr_slots * SLOT_SIZE
-                self.image[p.offset + SLOT_SIZE:end] = bytes(end - p.offset - SLOT_SIZE)
-        return res
-
-
-def fake(cls: type[Ring]) -> rd.TargetFactory:
-    def factory(nr_pages: int) -> rd.Target:
-        return rd.FakeTarget(nr_pages, 4096, cls)
-    return factory
-
-
-def test_shrink_finds_the_first_failing_prefix() -> None:
-    sub = rd.Subtest("ring_hostile_1page", 1, hostile=True)
-    ops = rd.gen_ops(rd.subtest_rng(2, sub), 6000, True)
-    res = rd.run_ops(fake(SkipBodyZeroingRing), 1, ops)
-    assert res.failure is not None
-    count, failure = rd.shrink(fake(SkipBodyZeroingRing), 1, ops, res.failure.step, 60)
-    assert failure is not None and count <= res.failure.step + 1
-    assert rd.run_ops(fake(SkipBodyZeroingRing), 1, ops[:count]).failure is not None
-    assert rd.run_ops(fake(SkipBodyZeroingRing), 1, ops[:count - 1]).failure is None
-    assert rd.run_ops(fake(Ring), 1, ops).failure is None
-
-
-def test_wrong_take_loss_is_reported() -> None:
-    class LeakyLoss(Ring):
-        def take_loss(self) -> int:
-            return super().take_loss() + (1 if self.counters.lost > 5 else 0)
-
-    sub = rd.Subtest("ring_1page", 1)
-    ops = rd.gen_ops(rd.subtest_rng(1, sub), 5000, False)
-    res = rd.run_ops(fake(LeakyLoss), 1, ops)
-    assert res.failure is not None and "take_loss" in res.failure.what
-
-
-def test_bad_fresh_image_and_open_failure_are_step_minus_1() -> None:
-    class NoMetaRing(Ring):
-        def __init__(self, nr_pages: int, page_size: int = 4096) -> None:
-            super().__init__(nr_pages, page_size)
-            self.image[0:SLOT_SIZE] = bytes(SLOT_SIZE)
-
-    ops = rd.gen_ops(random.Random(0), 100, False)
-    res = rd.run_ops(fake(NoMetaRing), 1, ops)
-    assert res.failure is not None and res.failure.step == -1
-    assert rd.shrink(fake(NoMetaRing), 1, ops, -1, 10)[0] == 0
-
-    def broken(nr_pages: int) -> rd.Target:
-        raise OSError(errno.ENOMEM, "no memlock")
-
-    res = rd.run_ops(broken, 1, ops)
-    assert res.failure is not None and "no memlock" in res.failure.what
-    out = io.StringIO()
-    assert not rd.run_subtest(rd.Ktap(out), fake(NoMetaRing), 1, rd.Subtest("ring_1page", 1),
-                              100, 10)
-    assert "fresh ring" in out.getvalue() and "slot 0x0000" in out.getvalue()

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * System call wrappers and small helpers shared by the selftests, the
+ * benchmarks and the checker drivers.  Every number comes from the installed
+ * uapi headers (-isystem $(HDR)): __NR_watch_mount from <asm/unistd_64.h>,
+ * KEYCTL_* from <linux/keyctl.h>.
+ *
+ * Do not include <fcntl.h> next to this: <linux/watch_queue.h> pulls in
+ * <linux/fcntl.h> and the two redefine struct flock.
+ */
+#ifndef WQ_UTIL_H
+#define WQ_UTIL_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <linux/keyctl.h>
+
+typedef int32_t key_serial_t;
+
+static inline long kctl(int cmd, unsigned long a2, unsigned long a3, unsigned long a4,
+			unsigned long a5)
+{
+	return syscall(__NR_keyctl, cmd, a2, a3, a4, a5);
+}
+
+static inline key_serial_t add_key(const char *type, const char *desc, const void *payload,
+				   size_t plen, key_serial_t ring)
+{
+	return syscall(__NR_add_key, type, desc, payload, plen, ring);
+}
+
+static inline long watch_key(key_serial_t key, int fd, int watch_id)
+{
+	return kctl(KEYCTL_WATCH_KEY, (unsigned long)key, (unsigned long)fd,
+		    (unsigned long)(long)watch_id, 0);
+}
+
+static inline long key_update(key_serial_t key, const char *data)
+{
+	return kctl(KEYCTL_UPDATE, (unsigned long)key, (unsigned long)data, strlen(data), 0);
+}
+
+static inline long watch_mount(int dfd, const char *path, unsigned int at_flags,
+			       int watch_fd, int watch_id)
+{
+	return syscall(__NR_watch_mount, dfd, path, at_flags, watch_fd, watch_id);
+}
+
+/* Print "<program>: what: strerror(errno)" and exit 1. */
+static inline void die(const char *what)
+{
+	fprintf(stderr, "%s: %s: %s\n", program_invocation_short_name, what, strerror(errno));
+	exit(1);
+}
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static inline void xmount(const char *src, const char *dst, const char *type,
+			  unsigned long flags)
+{
+	if (syscall(__NR_mount, src, dst, type, flags, NULL) < 0)
+		die(dst);
+}
+
+static inline void xmkdir(const char *path)
+{
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		die(path);
+}
+
+/* splitmix64: a small, seedable generator for reproducible random tests. */
+static inline uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+#endif /* WQ_UTIL_H */
