@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Host tests of the pure parts of harness.checkers.mount_oracle: mountinfo
+"""Host tests of the mount oracle's pure parts (mountinfo, mount_records,
+mount_expect, mount_ops) and its driver's error handling: mountinfo
 parsing and diffing, the expected-record computation, record decoding (pipe
 and ring form), and the operation generator."""
 
@@ -13,9 +14,15 @@ import struct
 
 import pytest
 
-from harness import ktap
+from harness import ktap, uapi
+from harness.checkers import mount_expect as me
+from harness.checkers import mount_ops as mop
 from harness.checkers import mount_oracle as mo
+from harness.checkers import mount_records as mr
+from harness.checkers import mountinfo as mi
 from harness.ring_model import Ring, consume_buffer, ring_record_from_pipe
+
+U = uapi.current()
 
 # --- canned mountinfo ------------------------------------------------------------
 
@@ -29,21 +36,21 @@ BASE = (
 )
 
 
-def snap(text: str = BASE, extra: str = "", drop: tuple[int, ...] = ()) -> dict[int, mo.MountEntry]:
+def snap(text: str = BASE, extra: str = "", drop: tuple[int, ...] = ()) -> dict[int, mi.MountEntry]:
     lines = [ln for ln in (text + extra).splitlines() if int(ln.split()[0]) not in drop]
-    return mo.parse_mountinfo("\n".join(lines) + "\n")
+    return mi.parse_mountinfo("\n".join(lines) + "\n")
 
 
 def line(mnt: int, parent: int, point: str, opts: str = "rw,relatime", root: str = "/") -> str:
     return f"{mnt} {parent} 0:{mnt + 100} {root} {point} {opts} - tmpfs mo_tmp rw\n"
 
 
-def watch(watch_id: int, mnt: int) -> mo.Watch:
-    return mo.Watch(watch_id, mnt, 0x1000 + mnt)
+def watch(watch_id: int, mnt: int) -> me.Watch:
+    return me.Watch(watch_id, mnt, 0x1000 + mnt)
 
 
-def ev(kind: str, wid: int, trig: int, aux: int, watched: int, attr: int) -> mo.Event:
-    return mo.Event(kind, wid, trig != watched, trig, aux, watched, attr)
+def ev(kind: str, wid: int, trig: int, aux: int, watched: int, attr: int) -> mr.Event:
+    return mr.Event(kind, wid, trig != watched, trig, aux, watched, attr)
 
 
 # --- parsing ---------------------------------------------------------------------
@@ -60,18 +67,18 @@ def test_parse_fields_and_optional_fields() -> None:
 
 
 def test_parse_unescapes_paths() -> None:
-    s = mo.parse_mountinfo("5 1 0:9 /a\\040b /mnt/x\\040y\\134z rw - tmpfs a\\011b rw\n")
+    s = mi.parse_mountinfo("5 1 0:9 /a\\040b /mnt/x\\040y\\134z rw - tmpfs a\\011b rw\n")
     assert s[5].mount_point == "/mnt/x y\\z"
     assert s[5].root == "/a b"
     assert s[5].source == "a\tb"
 
 
 def test_parse_ignores_junk_lines() -> None:
-    assert mo.parse_mountinfo("\ngarbage\n" + line(7, 1, "/x")).keys() == {7}
+    assert mi.parse_mountinfo("\ngarbage\n" + line(7, 1, "/x")).keys() == {7}
 
 
 def test_parser_filter_and_cache_identity() -> None:
-    parser = mo.MountinfoParser("/mnt/w0")
+    parser = mi.MountinfoParser("/mnt/w0")
     a = parser.parse(BASE)
     b = parser.parse(BASE + line(40, 30, "/mnt/w0/d0/d2"))
     assert set(a) == {21, 30, 31}
@@ -82,14 +89,14 @@ def test_parser_filter_and_cache_identity() -> None:
 
 @pytest.mark.parametrize(("opts", "attr"), [
     ("rw,relatime", 0),
-    ("rw", mo.MOUNT_ATTR_STRICTATIME),
-    ("ro,noatime", mo.MOUNT_ATTR_RDONLY | mo.MOUNT_ATTR_NOATIME),
+    ("rw", U.MOUNT_ATTR_STRICTATIME),
+    ("ro,noatime", U.MOUNT_ATTR_RDONLY | U.MOUNT_ATTR_NOATIME),
     ("rw,nosuid,nodev,noexec,relatime", 0xE),
     ("rw,nodiratime,nosymfollow,relatime", 0x80 | 0x200000),
-    ("rw,relatime,idmapped", mo.MOUNT_ATTR_IDMAP),
+    ("rw,relatime,idmapped", U.MOUNT_ATTR_IDMAP),
 ])
 def test_attr_from_options(opts: str, attr: int) -> None:
-    assert mo.attr_from_options(opts.split(",")) == attr
+    assert mi.attr_from_options(opts.split(",")) == attr
 
 
 # --- diffing ---------------------------------------------------------------------
@@ -98,10 +105,10 @@ def test_attr_from_options(opts: str, attr: int) -> None:
 def test_diff_appeared_disappeared() -> None:
     pre = snap()
     post = snap(extra=line(40, 30, "/mnt/w0/d0/d2"), drop=(31,))
-    d = mo.diff_mounts(pre, post)
+    d = mi.diff_mounts(pre, post)
     assert (d.appeared, d.disappeared, d.moved) == ((40,), (31,), ())
     assert not d.empty
-    assert mo.diff_mounts(pre, snap()).empty
+    assert mi.diff_mounts(pre, snap()).empty
 
 
 def test_diff_move_flags_only_the_moved_mount() -> None:
@@ -109,33 +116,33 @@ def test_diff_move_flags_only_the_moved_mount() -> None:
     # 30 (with 31 below it) moves from /mnt/w0/d0 to /mnt/o0/d2.
     moved = BASE.replace("30 21 0:33 / /mnt/w0/d0", "30 22 0:33 / /mnt/o0/d2").replace(
         "/mnt/w0/d0/d1", "/mnt/o0/d2/d1")
-    d = mo.diff_mounts(pre, snap(moved))
+    d = mi.diff_mounts(pre, snap(moved))
     assert d.moved == (30,)
     # Same parent, other directory: a move too.
     within = BASE.replace("/mnt/w0/d0/d1", "/mnt/w0/d0/d2")
-    assert mo.diff_mounts(pre, snap(within)).moved == (31,)
+    assert mi.diff_mounts(pre, snap(within)).moved == (31,)
 
 
 def test_diff_attributes() -> None:
     pre = snap()
     post_text = BASE.replace("ro,noatime - tmpfs mo_tmp ro", "rw,noatime - tmpfs mo_tmp ro")
     post_text = post_text.replace("rw,nosuid,relatime", "rw,relatime")
-    d = mo.diff_mounts(pre, snap(post_text))
+    d = mi.diff_mounts(pre, snap(post_text))
     assert d.ro_changed == (31,)
     assert d.other_changed == (30,)
     both = BASE.replace("ro,noatime - tmpfs mo_tmp ro", "rw,relatime - tmpfs mo_tmp ro")
-    d = mo.diff_mounts(pre, snap(both))
+    d = mi.diff_mounts(pre, snap(both))
     assert (d.ro_changed, d.other_changed) == ((31,), (31,))
 
 
 def test_is_within_and_subtree() -> None:
     s = snap()
-    assert mo.is_within(s, 31, 21)
-    assert mo.is_within(s, 21, 21)
-    assert not mo.is_within(s, 22, 21)
-    assert not mo.is_within(s, 99, 21)
-    assert mo.subtree_members(s, [21]) == {21, 30, 31}
-    assert mo.subtree_members(s, [21, 22]) == {21, 22, 30, 31}
+    assert mi.is_within(s, 31, 21)
+    assert mi.is_within(s, 21, 21)
+    assert not mi.is_within(s, 22, 21)
+    assert not mi.is_within(s, 99, 21)
+    assert mi.subtree_members(s, [21]) == {21, 30, 31}
+    assert mi.subtree_members(s, [21, 22]) == {21, 22, 30, 31}
 
 
 def test_visible_mounts_stacked_and_covered() -> None:
@@ -143,17 +150,17 @@ def test_visible_mounts_stacked_and_covered() -> None:
              + line(41, 22, "/mnt/o0/d0/d1")  # mounted before 42 covered d0
              + line(42, 22, "/mnt/o0/d0"))
     s = snap(extra=extra)
-    vis = mo.visible_mounts(s, mo.subtree_members(s, [21, 22]))
+    vis = mi.visible_mounts(s, mi.subtree_members(s, [21, 22]))
     assert vis == {21, 22, 40, 42}
 
 
 def test_arena_view_covered_root_is_movable() -> None:
-    arena = mo.Arena("/mnt", "/mnt/w0", "/mnt/o0", "/mnt/a0")
+    arena = mop.Arena("/mnt", "/mnt/w0", "/mnt/o0", "/mnt/a0")
     s = snap(extra=line(40, 21, "/mnt/w0"))
-    view = mo.arena_view(s, arena, [21, 22])
+    view = mop.arena_view(s, arena, [21, 22])
     assert "/mnt/w0" in view.movable and "/mnt/o0" not in view.movable
     assert view.size == 5
-    plain = mo.arena_view(snap(), arena, [21, 22])
+    plain = mop.arena_view(snap(), arena, [21, 22])
     assert plain.movable == ("/mnt/w0/d0", "/mnt/w0/d0/d1")
 
 
@@ -163,8 +170,8 @@ def test_arena_view_covered_root_is_movable() -> None:
 def test_expected_new_mount_nested_watches() -> None:
     pre = snap()
     post = snap(extra=line(40, 31, "/mnt/w0/d0/d1/d0"))
-    d = mo.diff_mounts(pre, post)
-    got = mo.expected_events(pre, post, d, [watch(1, 21), watch(2, 31), watch(3, 22)])
+    d = mi.diff_mounts(pre, post)
+    got = me.expected_events(pre, post, d, [watch(1, 21), watch(2, 31), watch(3, 22)])
     assert sorted(got) == sorted([ev("NEW_MOUNT", 1, 31, 40, 21, 0),
                                   ev("NEW_MOUNT", 2, 31, 40, 31, 0)])
     assert [e.in_subtree for e in sorted(got)] == [True, False]
@@ -173,20 +180,20 @@ def test_expected_new_mount_nested_watches() -> None:
 def test_expected_unmount_tree_and_removal_last() -> None:
     pre = snap()
     post = snap(drop=(30, 31))
-    d = mo.diff_mounts(pre, post)
-    got = mo.expected_events(pre, post, d, [watch(1, 21), watch(2, 30)])
-    ro_noatime = mo.MOUNT_ATTR_RDONLY | mo.MOUNT_ATTR_NOATIME
-    assert got == [ev("UNMOUNT", 1, 21, 30, 21, mo.MOUNT_ATTR_NOSUID),
+    d = mi.diff_mounts(pre, post)
+    got = me.expected_events(pre, post, d, [watch(1, 21), watch(2, 30)])
+    ro_noatime = U.MOUNT_ATTR_RDONLY | U.MOUNT_ATTR_NOATIME
+    assert got == [ev("UNMOUNT", 1, 21, 30, 21, U.MOUNT_ATTR_NOSUID),
                    ev("UNMOUNT", 1, 30, 31, 21, ro_noatime),
                    ev("UNMOUNT", 2, 30, 31, 30, ro_noatime),
-                   mo.Event(mo.REMOVAL, 2, False, 0, 0, 30, 0)]
-    assert mo.order_problems(got) == []
+                   mr.Event(mr.REMOVAL, 2, False, 0, 0, 30, 0)]
+    assert mr.order_problems(got) == []
 
 
 def test_expected_expiry_precedes_unmount() -> None:
     pre = snap()
     post = snap(drop=(31,))
-    got = mo.expected_events(pre, post, mo.diff_mounts(pre, post), [watch(1, 21)], expired=[31])
+    got = me.expected_events(pre, post, mi.diff_mounts(pre, post), [watch(1, 21)], expired=[31])
     assert [e.kind for e in got] == ["EXPIRY", "UNMOUNT"]
 
 
@@ -195,16 +202,16 @@ def test_expected_move_out_of_the_watched_subtree() -> None:
     moved = BASE.replace("30 21 0:33 / /mnt/w0/d0", "30 22 0:33 / /mnt/o0/d2").replace(
         "/mnt/w0/d0/d1", "/mnt/o0/d2/d1")
     post = snap(moved)
-    got = mo.expected_events(pre, post, mo.diff_mounts(pre, post), [watch(1, 21), watch(5, 22)])
-    assert sorted(got) == sorted([ev("MOVE_FROM", 1, 21, 30, 21, mo.MOUNT_ATTR_NOSUID),
-                                  ev("MOVE_TO", 5, 22, 30, 22, mo.MOUNT_ATTR_NOSUID)])
+    got = me.expected_events(pre, post, mi.diff_mounts(pre, post), [watch(1, 21), watch(5, 22)])
+    assert sorted(got) == sorted([ev("MOVE_FROM", 1, 21, 30, 21, U.MOUNT_ATTR_NOSUID),
+                                  ev("MOVE_TO", 5, 22, 30, 22, U.MOUNT_ATTR_NOSUID)])
 
 
 def test_expected_attribute_events_on_the_watched_mount() -> None:
     pre = snap()
     post = snap(BASE.replace("21 20 0:31 / /mnt/w0 rw,relatime", "21 20 0:31 / /mnt/w0 ro"))
-    got = mo.expected_events(pre, post, mo.diff_mounts(pre, post), [watch(1, 21)])
-    attr = mo.MOUNT_ATTR_RDONLY | mo.MOUNT_ATTR_STRICTATIME
+    got = me.expected_events(pre, post, mi.diff_mounts(pre, post), [watch(1, 21)])
+    attr = U.MOUNT_ATTR_RDONLY | U.MOUNT_ATTR_STRICTATIME
     assert got == [ev("READONLY", 1, 21, 21, 21, attr), ev("SETATTR", 1, 21, 21, 21, attr)]
     assert not got[0].in_subtree
 
@@ -212,8 +219,8 @@ def test_expected_attribute_events_on_the_watched_mount() -> None:
 def test_expected_explicit_unwatch() -> None:
     s = snap()
     w = [watch(1, 21), watch(4, 30)]
-    got = mo.expected_events(s, s, mo.diff_mounts(s, s), w, unwatched=[w[1]])
-    assert got == [mo.Event(mo.REMOVAL, 4, False, 0, 0, 30, 0)]
+    got = me.expected_events(s, s, mi.diff_mounts(s, s), w, unwatched=[w[1]])
+    assert got == [mr.Event(mr.REMOVAL, 4, False, 0, 0, 30, 0)]
 
 
 # --- record decoding -------------------------------------------------------------
@@ -222,25 +229,25 @@ def test_expected_explicit_unwatch() -> None:
 def mount_record(subtype: int, wid: int, trig: int, aux: int, watched: int, attr: int,
                  flags: int = -1) -> bytes:
     if flags < 0:
-        flags = (mo.NOTIFY_MOUNT_IN_SUBTREE if trig != watched else 0) | (
-            mo.NOTIFY_MOUNT_IS_NOW_RO if attr & 1 else 0)
-    info = flags | (wid << 8) | mo.MOUNT_RECORD_SIZE
-    return struct.pack("<IIQQQQ", mo.WATCH_TYPE_MOUNT_NOTIFY | (subtype << 24), info,
+        flags = (mr.NOTIFY_MOUNT_IN_SUBTREE if trig != watched else 0) | (
+            mr.NOTIFY_MOUNT_IS_NOW_RO if attr & 1 else 0)
+    info = flags | (wid << 8) | mr.MOUNT_RECORD_SIZE
+    return struct.pack("<IIQQQQ", mr.WATCH_TYPE_MOUNT_NOTIFY | (subtype << 24), info,
                        trig, aux, watched, attr)
 
 
 def removal_record(wid: int, uid: int) -> bytes:
-    return struct.pack("<IIQ", mo.WATCH_TYPE_META, (wid << 8) | mo.REMOVAL_RECORD_SIZE, uid)
+    return struct.pack("<IIQ", mr.WATCH_TYPE_META, (wid << 8) | mr.REMOVAL_RECORD_SIZE, uid)
 
 
 IDS = {0x1021: 21, 0x1030: 30, 0x1031: 31}
 
 
-def decode_all(records: list[mo.RawRecord]) -> tuple[list[mo.Event], list[str]]:
-    events: list[mo.Event] = []
+def decode_all(records: list[mr.RawRecord]) -> tuple[list[mr.Event], list[str]]:
+    events: list[mr.Event] = []
     problems: list[str] = []
     for r in records:
-        e, bad = mo.decode_record(r, IDS.get)
+        e, bad = mr.decode_record(r, IDS.get)
         problems += bad
         if e is not None:
             events.append(e)
@@ -251,30 +258,30 @@ def test_pipe_records_decode() -> None:
     buf = (mount_record(0, 1, 0x1030, 0x1031, 0x1021, 0x11)
            + mount_record(4, 1, 0x1021, 0x1021, 0x1021, 0x20)
            + removal_record(2, 0x1030))
-    records, problem = mo.split_pipe_records(buf)
+    records, problem = mr.split_pipe_records(buf)
     assert problem is None
     events, problems = decode_all(records)
     assert problems == []
     assert events == [ev("NEW_MOUNT", 1, 30, 31, 21, 0x11), ev("SETATTR", 1, 21, 21, 21, 0x20),
-                      mo.Event(mo.REMOVAL, 2, False, 0, 0, 30, 0)]
-    assert mo.record_uids(records[0]) == [0x1030, 0x1031, 0x1021]
+                      mr.Event(mr.REMOVAL, 2, False, 0, 0, 30, 0)]
+    assert mr.record_uids(records[0]) == [0x1030, 0x1031, 0x1021]
 
 
 def test_pipe_record_problems() -> None:
     bad_flag = mount_record(3, 1, 0x1021, 0x1021, 0x1021, 0x1, flags=0)  # RO without IS_NOW_RO
-    wrong_sub = mount_record(0, 1, 0x1021, 0x1030, 0x1021, 0, flags=mo.NOTIFY_MOUNT_IN_SUBTREE)
+    wrong_sub = mount_record(0, 1, 0x1021, 0x1030, 0x1021, 0, flags=mr.NOTIFY_MOUNT_IN_SUBTREE)
     unknown = mount_record(1, 1, 0x9999, 0x1030, 0x1021, 0)
-    records, _ = mo.split_pipe_records(bad_flag + wrong_sub + unknown)
+    records, _ = mr.split_pipe_records(bad_flag + wrong_sub + unknown)
     _, problems = decode_all(records)
     assert any("IS_NOW_RO" in p for p in problems)
     assert any("IN_SUBTREE" in p for p in problems)
     assert any("unknown 64-bit mount id 0x9999" in p for p in problems)
-    assert mo.split_pipe_records(b"\0" * 12)[1] is not None
+    assert mr.split_pipe_records(b"\0" * 12)[1] is not None
 
 
 def test_loss_record_is_reported() -> None:
-    loss = struct.pack("<II", mo.WATCH_TYPE_META | (mo.WATCH_META_LOSS_NOTIFICATION << 24), 8)
-    records, _ = mo.split_pipe_records(loss)
+    loss = struct.pack("<II", mr.WATCH_TYPE_META | (mr.WATCH_META_LOSS_NOTIFICATION << 24), 8)
+    records, _ = mr.split_pipe_records(loss)
     events, problems = decode_all(records)
     assert events == [] and "LOSS" in problems[0]
 
@@ -290,43 +297,43 @@ def test_ring_records_decode_like_pipe_records() -> None:
         assert result.error is None
         raws = []
         for r in result.records:
-            raw, problem = mo.ring_raw_record(r.data)
+            raw, problem = mr.ring_raw_record(r.data)
             assert problem is None
             raws.append(raw)
         ring_events, problems = decode_all(raws)
         assert problems == []
-        pipe_events, _ = decode_all(mo.split_pipe_records(b"".join(pipe))[0])
+        pipe_events, _ = decode_all(mr.split_pipe_records(b"".join(pipe))[0])
         assert ring_events == pipe_events
-        assert raws[0].length == mo.MOUNT_RECORD_SIZE
+        assert raws[0].length == mr.MOUNT_RECORD_SIZE
 
 
 def test_order_problems() -> None:
     mf = ev("MOVE_FROM", 1, 21, 30, 21, 0)
     mt = ev("MOVE_TO", 1, 21, 30, 21, 0)
-    rem = mo.Event(mo.REMOVAL, 1, False, 0, 0, 21, 0)
-    assert mo.order_problems([mf, mt, rem]) == []
-    assert len(mo.order_problems([mt, mf])) == 1
-    assert len(mo.order_problems([rem, mf])) == 1
+    rem = mr.Event(mr.REMOVAL, 1, False, 0, 0, 21, 0)
+    assert mr.order_problems([mf, mt, rem]) == []
+    assert len(mr.order_problems([mt, mf])) == 1
+    assert len(mr.order_problems([rem, mf])) == 1
 
 
 def test_compare_events_is_a_multiset_compare() -> None:
     a = ev("NEW_MOUNT", 1, 21, 30, 21, 0)
     b = ev("UNMOUNT", 1, 21, 30, 21, 0)
-    assert mo.compare_events([a, a, b], [b, a, a]) == ([], [])
-    assert mo.compare_events([a, a], [a]) == ([a], [])
-    assert mo.compare_events([a], [a, b]) == ([], [b])
+    assert mr.compare_events([a, a, b], [b, a, a]) == ([], [])
+    assert mr.compare_events([a, a], [a]) == ([a], [])
+    assert mr.compare_events([a], [a, b]) == ([], [b])
 
 
 # --- operations and output ---------------------------------------------------------
 
 
-def gen(seed: int, view: mo.ArenaView, n: int = 200) -> list[mo.Op]:
+def gen(seed: int, view: mop.ArenaView, n: int = 200) -> list[mop.Op]:
     rng = random.Random(seed)
-    arena = mo.Arena("/mnt", "/mnt/w0", "/mnt/o0", "/mnt/a0")
-    return [mo.gen_op(rng, view, arena) for _ in range(n)]
+    arena = mop.Arena("/mnt", "/mnt/w0", "/mnt/o0", "/mnt/a0")
+    return [mop.gen_op(rng, view, arena) for _ in range(n)]
 
 
-VIEW = mo.ArenaView(("/mnt/o0", "/mnt/w0", "/mnt/w0/d0"), ("/mnt/w0/d0",), 3,
+VIEW = mop.ArenaView(("/mnt/o0", "/mnt/w0", "/mnt/w0/d0"), ("/mnt/w0/d0",), 3,
                     ("/mnt/w0/d0",))
 
 
@@ -341,16 +348,16 @@ def test_gen_op_is_deterministic_and_varied() -> None:
         if op.kind in ("move", "umount", "umount_lazy", "expire"):
             assert op.path == "/mnt/w0/d0"  # never a root of the arena
         if op.kind == "setattr":
-            assert not op.attr_set & op.attr_clr & ~mo.MOUNT_ATTR__ATIME
+            assert not op.attr_set & op.attr_clr & ~U.MOUNT_ATTR__ATIME
 
 
 def test_gen_op_shrinks_a_full_arena() -> None:
-    big = mo.ArenaView(VIEW.points, ("/mnt/w0/d0", "/mnt/w0/d0/d1"), mo.ARENA_CAP + 1)
+    big = mop.ArenaView(VIEW.points, ("/mnt/w0/d0", "/mnt/w0/d0/d1"), mop.ARENA_CAP + 1)
     assert all(op.kind == "umount_lazy" and op.path == "/mnt/w0/d0" for op in gen(1, big, 20))
 
 
 def test_gen_op_without_anything_movable_mounts() -> None:
-    bare = mo.ArenaView(("/mnt/o0", "/mnt/w0"), (), 2)
+    bare = mop.ArenaView(("/mnt/o0", "/mnt/w0"), (), 2)
     assert all(op.kind not in ("move", "umount", "umount_lazy", "expire", "unwatch")
                for op in gen(3, bare))
 
@@ -370,7 +377,7 @@ def test_emit_is_ktap() -> None:
 
 
 def test_every_generated_kind_has_an_action() -> None:
-    assert {kind for kind, _ in mo.OP_WEIGHTS} == set(mo.ACTIONS)
+    assert {kind for kind, _ in mop.OP_WEIGHTS} == set(mo.ACTIONS)
 
 
 def test_perform_reports_errors_and_resolves_targets(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -383,13 +390,13 @@ def test_perform_reports_errors_and_resolves_targets(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(mo, "umount2", fake_umount2)
     monkeypatch.setattr(mo, "mount_id_of", lambda path: 77)
-    out = mo.perform(mo.Op("expire", "/mnt/w0/d0", flags=mo.MNT_EXPIRE), -1, 0)
+    out = mo.perform(mop.Op("expire", "/mnt/w0/d0", flags=mop.MNT_EXPIRE), -1, 0)
     assert (out.error, out.resolved) == (0, 77)
-    assert calls == [("/mnt/w0/d0", mo.MNT_EXPIRE)] * 2
+    assert calls == [("/mnt/w0/d0", mop.MNT_EXPIRE)] * 2
 
     def refuse(*args: object) -> None:
         raise OSError(errno.EBUSY, "busy")
 
     monkeypatch.setattr(mo, "mount", refuse)
-    out = mo.perform(mo.Op("bind", "/a", "/b", mo.MS_BIND), -1, 0)
+    out = mo.perform(mop.Op("bind", "/a", "/b", mop.MS_BIND), -1, 0)
     assert (out.error, out.resolved) == (errno.EBUSY, -1)
