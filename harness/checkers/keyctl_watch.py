@@ -21,21 +21,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from types import FrameType
+
+from harness.checkers.ktap_out import KtapWriter, Outcome, write_outcomes
+from harness.checkers.lines import (
+    LINE_TIMEOUT,
+    CheckFailed,
+    DeadlineExpired,
+    LinePump,
+    deadline,
+    run_step,
+)
 
 MODULE = "harness.checkers.keyctl_watch"
 SESSION_ENV = "KEYCTL_WATCH_CHECKER_SESSION"
-LINE_TIMEOUT = 5.0  # seconds to wait for one expected line (TCG guests are slow)
-QUIET = 0.5  # seconds of silence that count as "nothing more is coming"
 CMD_TIMEOUT = 10.0  # seconds for one keyctl command
 DEADLINE = 100  # seconds for the whole check (the harness allows 120)
 PERM = "0x3f3f0000"  # possessor: all, user: all
@@ -45,83 +48,15 @@ INST_SKIP = ("6.12 cannot post NOTIFY_KEY_INSTANTIATED to a watcher: KEYCTL_WATC
              "waits for key construction to finish")
 
 
-class CheckFailed(Exception):
-    """One expectation did not hold."""
-
-
-class DeadlineExpired(Exception):
-    """The whole check ran out of time."""
-
-
-def _on_alarm(signum: int, frame: FrameType | None) -> None:
-    raise DeadlineExpired(f"checker deadline of {DEADLINE}s expired")
-
-
-@dataclass
-class Outcome:
-    name: str
-    diags: list[str] = field(default_factory=list)
-    failed: bool = False
-    skip: str = ""
-    ran: bool = False
-
-
-class Watcher:
-    """A ``keyctl watch <key>`` process whose stdout lines are queued by a thread."""
+class Watcher(LinePump):
+    """A ``keyctl watch <key>`` process."""
 
     def __init__(self, keyctl: str, key: int) -> None:
         self.key = key
-        self.proc = subprocess.Popen(
-            [keyctl, "watch", str(key)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        self.eof = False
-        threading.Thread(target=self._pump_out, daemon=True).start()
-        threading.Thread(target=self._pump_err, daemon=True).start()
-
-    def _pump_out(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def _pump_err(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr.append(line.rstrip("\n"))
-
-    def next_line(self, timeout: float) -> str | None:
-        """The next stdout line; None at end of output; CheckFailed on timeout."""
-        if self.eof:
-            return None
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise CheckFailed(f"watch {self.key}: no line within {timeout:g}s") from None
-        if line is None:
-            self.eof = True
-        return line
-
-    def expect(self, want: str) -> None:
-        got = self.next_line(LINE_TIMEOUT)
-        if got != want:
-            shown = "end of output" if got is None else repr(got)
-            extra = f" (stderr: {' | '.join(self.stderr)})" if self.stderr else ""
-            raise CheckFailed(f"watch {self.key}: expected {want!r}, got {shown}{extra}")
-
-    def expect_quiet(self) -> None:
-        try:
-            got = self.next_line(QUIET)
-        except CheckFailed:
-            return
-        if got is not None:
-            raise CheckFailed(f"watch {self.key}: unexpected line {got!r}")
+        proc = subprocess.Popen([keyctl, "watch", str(key)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None
+        super().__init__(proc, proc.stdout.fileno(), f"watch {key}")
 
     def expect_end(self) -> None:
         """No more output, and keyctl exits 0."""
@@ -131,29 +66,6 @@ class Watcher:
         rc = self.wait_exit(LINE_TIMEOUT)
         if rc != 0:
             raise CheckFailed(f"keyctl watch {self.key}: exit status {rc} after removal")
-
-    def drain(self) -> list[str]:
-        """Discard whatever arrives until QUIET seconds of silence."""
-        seen: list[str] = []
-        while True:
-            try:
-                line = self.next_line(QUIET)
-            except CheckFailed:
-                return seen
-            if line is None:
-                return seen
-            seen.append(line)
-
-    def wait_exit(self, timeout: float) -> int | None:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=CMD_TIMEOUT)
 
 
 class Checker:
@@ -190,23 +102,23 @@ class Checker:
         """
         w = Watcher(self.keyctl, key)
         self.watchers.append(w)
-        deadline = time.monotonic() + 3 * LINE_TIMEOUT
+        give_up = time.monotonic() + 3 * LINE_TIMEOUT
         while True:
             self.keyctl_out("setperm", str(key), PERM)
             try:
                 first = w.next_line(0.3)
             except CheckFailed:
-                if w.proc.poll() is not None or time.monotonic() > deadline:
+                if w.proc.poll() is not None or time.monotonic() > give_up:
                     raise CheckFailed(f"keyctl watch {key} never reported a change "
                                       f"(exit {w.proc.poll()}, stderr: "
-                                      f"{' | '.join(w.stderr) or 'none'})") from None
+                                      f"{w.stderr_text()})") from None
                 continue
             break
         if first is None:
             w.wait_exit(LINE_TIMEOUT)
             time.sleep(0.1)  # let the stderr thread catch up
             raise CheckFailed(f"keyctl watch {key} exited with status {w.proc.poll()} "
-                              f"(stderr: {' | '.join(w.stderr) or 'none'})")
+                              f"(stderr: {w.stderr_text()})")
         stray = [line for line in [first, *w.drain()] if line != f"{key} attr"]
         if stray:
             raise CheckFailed(f"keyctl watch {key}: unexpected lines while starting: {stray}")
@@ -214,19 +126,7 @@ class Checker:
 
     def step(self, kind: str, what: str, action: Callable[[], None]) -> None:
         """Run one action; a failure is recorded against its event kind."""
-        out = self.outcomes[kind]
-        out.ran = True
-        try:
-            action()
-        except DeadlineExpired as e:
-            out.failed = True
-            out.diags.append(f"{what}: {e}")
-            raise
-        except CheckFailed as e:
-            out.failed = True
-            out.diags.append(f"{what}: {e}")
-            for w in self.watchers:  # resynchronise for the steps that follow
-                w.drain()
+        run_step(self.outcomes[kind], what, action, self.watchers)
 
     def run(self) -> None:
         try:
@@ -238,8 +138,7 @@ class Checker:
         except CheckFailed as e:
             for out in self.outcomes.values():
                 if not out.skip:
-                    out.failed = True
-                    out.diags.append(f"setup: {e}")
+                    out.fail(f"setup: {e}")
             return
         b = 0
 
@@ -326,40 +225,13 @@ class Checker:
             w.stop()
 
 
-def emit(outcomes: Sequence[Outcome]) -> bool:
-    print("KTAP version 1")
-    print(f"1..{len(outcomes)}")
-    ok_all = True
-    for n, out in enumerate(outcomes, 1):
-        name = f"keyctl_watch_{out.name}"
-        for d in out.diags:
-            print(f"# {d}")
-        if out.skip:
-            print(f"ok {n} {name} # SKIP {out.skip}")
-        elif out.failed or not out.ran:
-            if not out.ran and not out.diags:
-                print("# not run")
-            print(f"not ok {n} {name}")
-            ok_all = False
-        else:
-            print(f"ok {n} {name}")
-    sys.stdout.flush()
-    return ok_all
-
-
-def skip_all(reason: str) -> int:
-    print("KTAP version 1")
-    print("1..1")
-    print(f"ok 1 keyctl_watch # SKIP {reason}")
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.parse_args(argv)
     keyctl = shutil.which("keyctl")
     if keyctl is None:
-        return skip_all("keyctl not installed")
+        KtapWriter().skip_all("keyctl_watch", "keyctl not installed")
+        return 0
     if os.environ.get(SESSION_ENV) != "1":
         # Rerun in a fresh anonymous session keyring, so nothing of the
         # caller's keys is touched and every key made here dies with us.
@@ -369,22 +241,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             proc = subprocess.run([keyctl, "session", "-", sys.executable, "-m", MODULE],
                                   env=env, timeout=DEADLINE + 10, check=False)
         except subprocess.TimeoutExpired:
-            print("Bail out! keyctl_watch checker hung")
+            KtapWriter().bail_out("keyctl_watch checker hung")
             return 1
         return proc.returncode
     checker = Checker(keyctl)
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(DEADLINE)
     try:
-        checker.run()
+        with deadline(DEADLINE):
+            checker.run()
     except DeadlineExpired as e:
         for out in checker.outcomes.values():
             if not out.skip and not out.ran:
                 out.diags.append(str(e))
     finally:
-        signal.alarm(0)
         checker.close()
-    return 0 if emit(list(checker.outcomes.values())) else 1
+    return 0 if write_outcomes(list(checker.outcomes.values()), "keyctl_watch_") else 1
 
 
 if __name__ == "__main__":
