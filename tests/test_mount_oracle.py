@@ -229,15 +229,15 @@ def test_expected_explicit_unwatch() -> None:
 def mount_record(subtype: int, wid: int, trig: int, aux: int, watched: int, attr: int,
                  flags: int = -1) -> bytes:
     if flags < 0:
-        flags = (mr.NOTIFY_MOUNT_IN_SUBTREE if trig != watched else 0) | (
-            mr.NOTIFY_MOUNT_IS_NOW_RO if attr & 1 else 0)
+        flags = (U.NOTIFY_MOUNT_IN_SUBTREE if trig != watched else 0) | (
+            U.NOTIFY_MOUNT_IS_NOW_RO if attr & 1 else 0)
     info = flags | (wid << 8) | mr.MOUNT_RECORD_SIZE
-    return struct.pack("<IIQQQQ", mr.WATCH_TYPE_MOUNT_NOTIFY | (subtype << 24), info,
+    return struct.pack("<IIQQQQ", U.WATCH_TYPE_MOUNT_NOTIFY | (subtype << 24), info,
                        trig, aux, watched, attr)
 
 
 def removal_record(wid: int, uid: int) -> bytes:
-    return struct.pack("<IIQ", mr.WATCH_TYPE_META, (wid << 8) | mr.REMOVAL_RECORD_SIZE, uid)
+    return struct.pack("<IIQ", U.WATCH_TYPE_META, (wid << 8) | mr.REMOVAL_RECORD_SIZE, uid)
 
 
 IDS = {0x1021: 21, 0x1030: 30, 0x1031: 31}
@@ -269,7 +269,7 @@ def test_pipe_records_decode() -> None:
 
 def test_pipe_record_problems() -> None:
     bad_flag = mount_record(3, 1, 0x1021, 0x1021, 0x1021, 0x1, flags=0)  # RO without IS_NOW_RO
-    wrong_sub = mount_record(0, 1, 0x1021, 0x1030, 0x1021, 0, flags=mr.NOTIFY_MOUNT_IN_SUBTREE)
+    wrong_sub = mount_record(0, 1, 0x1021, 0x1030, 0x1021, 0, flags=U.NOTIFY_MOUNT_IN_SUBTREE)
     unknown = mount_record(1, 1, 0x9999, 0x1030, 0x1021, 0)
     records, _ = mr.split_pipe_records(bad_flag + wrong_sub + unknown)
     _, problems = decode_all(records)
@@ -280,7 +280,7 @@ def test_pipe_record_problems() -> None:
 
 
 def test_loss_record_is_reported() -> None:
-    loss = struct.pack("<II", mr.WATCH_TYPE_META | (mr.WATCH_META_LOSS_NOTIFICATION << 24), 8)
+    loss = struct.pack("<II", U.WATCH_TYPE_META | (U.WATCH_META_LOSS_NOTIFICATION << 24), 8)
     records, _ = mr.split_pipe_records(loss)
     events, problems = decode_all(records)
     assert events == [] and "LOSS" in problems[0]

@@ -27,13 +27,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from harness.checkers.ktap_out import KtapWriter, Outcome, write_outcomes
+from harness.checkers.ktap_out import KtapWriter, Outcome
 from harness.checkers.lines import (
     LINE_TIMEOUT,
     CheckFailed,
-    DeadlineExpired,
     LinePump,
-    deadline,
+    run_checker,
     run_step,
 )
 
@@ -245,16 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return proc.returncode
     checker = Checker(keyctl)
-    try:
-        with deadline(DEADLINE):
-            checker.run()
-    except DeadlineExpired as e:
-        for out in checker.outcomes.values():
-            if not out.skip and not out.ran:
-                out.diags.append(str(e))
-    finally:
-        checker.close()
-    return 0 if write_outcomes(list(checker.outcomes.values()), "keyctl_watch_") else 1
+    return run_checker(checker.run, checker.close, list(checker.outcomes.values()),
+                       "keyctl_watch_", DEADLINE)
 
 
 if __name__ == "__main__":

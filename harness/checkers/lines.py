@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 
-from harness.checkers.ktap_out import Outcome
+from harness.checkers.ktap_out import Outcome, write_outcomes
 
 LINE_TIMEOUT = 5.0  # seconds to wait for one expected line (TCG guests are slow)
 QUIET = 0.5  # seconds of silence that count as "nothing more is coming"
@@ -149,3 +149,19 @@ def run_step(out: Outcome, what: str, action: Callable[[], None],
             p.drain()
         return False
     return True
+
+
+def run_checker(run: Callable[[], None], close: Callable[[], None],
+                outcomes: Sequence[Outcome], prefix: str, seconds: int) -> int:
+    """Run a checker under a deadline, always clean up, write its KTAP;
+    the exit status.  A deadline is noted on every test that had not run."""
+    try:
+        with deadline(seconds):
+            run()
+    except DeadlineExpired as e:
+        for out in outcomes:
+            if not out.skip and not out.ran:
+                out.diags.append(str(e))
+    finally:
+        close()
+    return 0 if write_outcomes(outcomes, prefix) else 1

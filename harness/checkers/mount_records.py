@@ -10,21 +10,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from harness import uapi
+from harness.ring_model import (
+    SLOT_SIZE,
+    WATCH_INFO_ID,
+    WATCH_INFO_LENGTH,
+    WATCH_INFO_NR_SLOTS,
+    WATCH_META_LOSS_NOTIFICATION,
+    WATCH_META_REMOVAL_NOTIFICATION,
+    WATCH_TYPE_META,
+)
 
 _U = uapi.current()
-WATCH_TYPE_META = _U.WATCH_TYPE_META
-WATCH_TYPE_MOUNT_NOTIFY = _U.WATCH_TYPE_MOUNT_NOTIFY
-WATCH_META_REMOVAL_NOTIFICATION = _U.WATCH_META_REMOVAL_NOTIFICATION
-WATCH_META_LOSS_NOTIFICATION = _U.WATCH_META_LOSS_NOTIFICATION
-WATCH_INFO_LENGTH = _U.WATCH_INFO_LENGTH
-WATCH_INFO_NR_SLOTS = _U.WATCH_INFO_NR_SLOTS
-WATCH_INFO_ID = _U.WATCH_INFO_ID
-NOTIFY_MOUNT_IN_SUBTREE = _U.NOTIFY_MOUNT_IN_SUBTREE
-NOTIFY_MOUNT_IS_NOW_RO = _U.NOTIFY_MOUNT_IS_NOW_RO
-NOTIFY_MOUNT_IS_SUBMOUNT = _U.NOTIFY_MOUNT_IS_SUBMOUNT
 MOUNT_RECORD_SIZE = _U.sizeof_mount_notification
 REMOVAL_RECORD_SIZE = _U.sizeof_watch_notification_removal
-SLOT_SIZE = _U.sizeof_watch_notification
 
 # Subtype number -> the name the oracle uses (enum mount_notification_subtype).
 SUBTYPES = {
@@ -113,7 +111,7 @@ def decode_record(rec: RawRecord, lookup: IdLookup) -> tuple[Event | None, list[
             return Event(REMOVAL, watch_id, False, 0, 0, -1, 0), problems
         uid = struct.unpack_from("<Q", rec.data, 8)[0]
         return Event(REMOVAL, watch_id, False, 0, 0, mapped(uid), 0), problems
-    if rec.type != WATCH_TYPE_MOUNT_NOTIFY or rec.subtype not in SUBTYPES:
+    if rec.type != _U.WATCH_TYPE_MOUNT_NOTIFY or rec.subtype not in SUBTYPES:
         what = "LOSS" if (rec.type, rec.subtype) == (WATCH_TYPE_META,
                                                      WATCH_META_LOSS_NOTIFICATION) else ""
         problems.append(f"unexpected record type {rec.type} subtype {rec.subtype} {what}")
@@ -122,20 +120,21 @@ def decode_record(rec: RawRecord, lookup: IdLookup) -> tuple[Event | None, list[
         problems.append(f"mount record of {rec.length} bytes")
         return None, problems
     trig, aux, watched, attr = struct.unpack_from("<QQQQ", rec.data, 8)
-    flags = rec.info & 0xFFFF0000
-    if flags & ~(NOTIFY_MOUNT_IN_SUBTREE | NOTIFY_MOUNT_IS_NOW_RO | NOTIFY_MOUNT_IS_SUBMOUNT):
+    flags = rec.info & _U.WATCH_INFO_TYPE_INFO
+    known = _U.NOTIFY_MOUNT_IN_SUBTREE | _U.NOTIFY_MOUNT_IS_NOW_RO | _U.NOTIFY_MOUNT_IS_SUBMOUNT
+    if flags & ~known:
         problems.append(f"unknown info flags {flags:#x}")
-    if bool(flags & NOTIFY_MOUNT_IS_NOW_RO) != bool(attr & _U.MOUNT_ATTR_RDONLY):
+    if bool(flags & _U.NOTIFY_MOUNT_IS_NOW_RO) != bool(attr & _U.MOUNT_ATTR_RDONLY):
         problems.append(f"IS_NOW_RO flag disagrees with mnt_attr {attr:#x}")
-    if flags & NOTIFY_MOUNT_IS_SUBMOUNT:
+    if flags & _U.NOTIFY_MOUNT_IS_SUBMOUNT:
         problems.append("IS_SUBMOUNT on a tmpfs mount")
     # Clear when the event happened at the watched mount or to it (a move).
-    if bool(flags & NOTIFY_MOUNT_IN_SUBTREE) != (watched not in (trig, aux)):
+    if bool(flags & _U.NOTIFY_MOUNT_IN_SUBTREE) != (watched not in (trig, aux)):
         problems.append("IN_SUBTREE flag disagrees with triggered_on/auxiliary_mount "
                         "!= watched_mount")
     if rec.length != MOUNT_RECORD_SIZE:
         problems.append(f"mount record of {rec.length} bytes, not {MOUNT_RECORD_SIZE}")
-    event = Event(SUBTYPES[rec.subtype], watch_id, bool(flags & NOTIFY_MOUNT_IN_SUBTREE),
+    event = Event(SUBTYPES[rec.subtype], watch_id, bool(flags & _U.NOTIFY_MOUNT_IN_SUBTREE),
                   mapped(trig), mapped(aux), mapped(watched), attr)
     return event, problems
 
@@ -143,7 +142,7 @@ def decode_record(rec: RawRecord, lookup: IdLookup) -> tuple[Event | None, list[
 def record_uids(rec: RawRecord) -> list[int]:
     if rec.type == WATCH_TYPE_META and rec.length >= REMOVAL_RECORD_SIZE:
         return [struct.unpack_from("<Q", rec.data, 8)[0]]
-    if rec.type == WATCH_TYPE_MOUNT_NOTIFY and rec.length >= MOUNT_RECORD_SIZE:
+    if rec.type == _U.WATCH_TYPE_MOUNT_NOTIFY and rec.length >= MOUNT_RECORD_SIZE:
         return list(struct.unpack_from("<QQQ", rec.data, 8))
     return []
 

@@ -33,13 +33,12 @@ import tty
 from collections.abc import Callable, Sequence
 
 from harness import uapi
-from harness.checkers.ktap_out import KtapWriter, Outcome, write_outcomes
+from harness.checkers.ktap_out import KtapWriter, Outcome
 from harness.checkers.lines import (
     LINE_TIMEOUT,
     CheckFailed,
-    DeadlineExpired,
     LinePump,
-    deadline,
+    run_checker,
     run_step,
 )
 from harness.checkers.syscalls import sys_call
@@ -275,16 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         KtapWriter().skip_all("watch_sample", why)
         return 0
     checker = Checker(binary, Keys())
-    try:
-        with deadline(DEADLINE):
-            checker.run()
-    except DeadlineExpired as e:
-        for out in checker.outcomes.values():
-            if not out.ran:
-                out.diags.append(str(e))
-    finally:
-        checker.close()
-    return 0 if write_outcomes(list(checker.outcomes.values()), "watch_sample_") else 1
+    return run_checker(checker.run, checker.close, list(checker.outcomes.values()),
+                       "watch_sample_", DEADLINE)
 
 
 if __name__ == "__main__":
