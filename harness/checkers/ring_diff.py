@@ -161,6 +161,11 @@ def report_failure(ktap: KtapWriter, rec: Recording, sub: Recorded, res: Result)
 
 def report(rec: Recording, folder: Path, out: TextIO | None = None) -> bool:
     """KTAP for a recording: one test per subtest."""
+    # The model takes the constants of the kernel the driver ran on: on the
+    # host, the uapi.json beside the selftests the guest used.
+    from harness import uapi
+    if rec.selftests and (Path(rec.selftests) / uapi.FILE_NAME).exists():
+        os.environ.setdefault(uapi.ENV_FILE, str(Path(rec.selftests) / uapi.FILE_NAME))
     from harness.checkers.ring_replay import replay
     from harness.ring_trace import decode
     ktap = KtapWriter(out)
