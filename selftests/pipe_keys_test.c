@@ -10,35 +10,8 @@
  * Do not include <fcntl.h> here: <linux/watch_queue.h> pulls in
  * <linux/fcntl.h> and the two redefine struct flock.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <limits.h>
-#include <poll.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/ioctl.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-
-/* Same glibc/uapi clash the upstream sample works around. */
-#undef AT_RENAME_NOREPLACE
-#undef AT_RENAME_EXCHANGE
-#undef AT_RENAME_WHITEOUT
-
-#include <linux/keyctl.h>
-#include <linux/watch_queue.h>
-
+#include "wq_util.h"
 #include "kselftest_harness.h"
-
-#ifndef KEYCTL_WATCH_KEY
-#define KEYCTL_WATCH_KEY 32
-#endif
 
 #define NOTE_SIZE	128			/* WATCH_QUEUE_NOTE_SIZE */
 #define KEY_NOTE_LEN	((int)sizeof(struct key_notification))
@@ -46,31 +19,6 @@
 #define META_LEN	((int)sizeof(struct watch_notification))
 #define GC_DELAY_PATH	"/proc/sys/kernel/keys/gc_delay"
 #define GC_WAIT_MS	10000
-
-typedef int32_t key_serial_t;
-
-static long kctl(int cmd, unsigned long a2, unsigned long a3, unsigned long a4,
-		 unsigned long a5)
-{
-	return syscall(__NR_keyctl, cmd, a2, a3, a4, a5);
-}
-
-static key_serial_t add_key(const char *type, const char *desc, const void *payload,
-			    size_t plen, key_serial_t ring)
-{
-	return syscall(__NR_add_key, type, desc, payload, plen, ring);
-}
-
-static long watch_key(key_serial_t key, int fd, int watch_id)
-{
-	return kctl(KEYCTL_WATCH_KEY, (unsigned long)key, (unsigned long)fd,
-		    (unsigned long)(long)watch_id, 0);
-}
-
-static long key_update(key_serial_t key, const char *data)
-{
-	return kctl(KEYCTL_UPDATE, (unsigned long)key, (unsigned long)data, strlen(data), 0);
-}
 
 static key_serial_t add_user_key(const char *desc, key_serial_t ring)
 {
@@ -98,17 +46,24 @@ static struct rec decode(const unsigned char *p)
 	return r;
 }
 
+/* Assert the header fields every record of these tests has. */
+static void check_header(struct __test_metadata *_metadata, struct rec r, int type,
+			 int subtype, int len, int watch_id)
+{
+	ASSERT_EQ(type, r.type);
+	ASSERT_EQ(subtype, r.subtype);
+	ASSERT_EQ(len, r.len);
+	ASSERT_EQ(watch_id, r.watch_id);
+	ASSERT_EQ(0, r.type_info);
+}
+
 /* Assert that @r is a key notification with exactly these contents. */
 static void check_key_rec(struct __test_metadata *_metadata, struct rec r,
 			  int subtype, key_serial_t key, uint32_t aux, int watch_id)
 {
 	struct key_notification kn;
 
-	ASSERT_EQ(WATCH_TYPE_KEY_NOTIFY, r.type);
-	ASSERT_EQ(subtype, r.subtype);
-	ASSERT_EQ(KEY_NOTE_LEN, r.len);
-	ASSERT_EQ(watch_id, r.watch_id);
-	ASSERT_EQ(0, r.type_info);
+	check_header(_metadata, r, WATCH_TYPE_KEY_NOTIFY, subtype, KEY_NOTE_LEN, watch_id);
 	memcpy(&kn, r.p, sizeof(kn));
 	ASSERT_EQ((uint32_t)key, kn.key_id);
 	ASSERT_EQ(aux, kn.aux);
@@ -120,11 +75,8 @@ static void check_removal_rec(struct __test_metadata *_metadata, struct rec r,
 {
 	struct watch_notification_removal rm;
 
-	ASSERT_EQ(WATCH_TYPE_META, r.type);
-	ASSERT_EQ(WATCH_META_REMOVAL_NOTIFICATION, r.subtype);
-	ASSERT_EQ(REMOVAL_LEN, r.len);
-	ASSERT_EQ(watch_id, r.watch_id);
-	ASSERT_EQ(0, r.type_info);
+	check_header(_metadata, r, WATCH_TYPE_META, WATCH_META_REMOVAL_NOTIFICATION, REMOVAL_LEN,
+		     watch_id);
 	memcpy(&rm, r.p, sizeof(rm));
 	ASSERT_EQ((uint64_t)(uint32_t)key, rm.id);
 }
@@ -316,8 +268,52 @@ static void fast_gc(struct __test_metadata *_metadata, FIXTURE_DATA(wq) *self)
 	self->old_gc_delay = old;
 }
 
+/* Up to 17 type filters: one more than the kernel accepts. */
+struct filter16 {
+	struct watch_notification_filter f;
+	struct watch_notification_type_filter t[17];
+};
+
 #define FD	(self->fds[0])
 #define BUF	self->buf, sizeof(self->buf)
+
+/* A new user key "k" in the test keyring. */
+static key_serial_t new_key(struct __test_metadata *_metadata, FIXTURE_DATA(wq) *self)
+{
+	key_serial_t k = add_user_key("k", self->ring);
+
+	ASSERT_GT(k, 0);
+	return k;
+}
+
+/* Another queue, fds2, watching @k as watch 1: an update reaches it.  Closes it. */
+static void second_queue_sees_update(struct __test_metadata *_metadata, int fds2[2],
+				     key_serial_t k)
+{
+	unsigned char b2[256];
+
+	ASSERT_EQ(0, key_update(k, "x"));
+	check_key_rec(_metadata, only_rec(_metadata, fds2[0], b2, sizeof(b2)),
+		      NOTIFY_KEY_UPDATED, k, 0, 1);
+	close(fds2[0]);
+	close(fds2[1]);
+}
+
+/*
+ * A new user key in the test keyring, watched as @watch_id; keyctl(@cmd, key,
+ * @a3, @a4) must post exactly one @subtype record.  Returns the key.
+ */
+static key_serial_t change_posts(struct __test_metadata *_metadata, FIXTURE_DATA(wq) *self,
+				 int watch_id, int cmd, unsigned long a3, unsigned long a4,
+				 int subtype)
+{
+	key_serial_t k = new_key(_metadata, self);
+
+	ASSERT_EQ(0, watch_key(k, FD, watch_id));
+	ASSERT_EQ(0, kctl(cmd, k, a3, a4, 0));
+	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), subtype, k, 0, watch_id);
+	return k;
+}
 
 /* ---------------------------------------------------------------------------
  * The key events, one record each.
@@ -340,9 +336,8 @@ TEST_F(wq, instantiated_record_on_key_construction)
 
 TEST_F(wq, update_posts_updated_with_key_id_and_zero_aux)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 7));
 	ASSERT_EQ(0, key_update(k, "new payload"));
 	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_UPDATED, k, 0, 7);
@@ -384,9 +379,8 @@ TEST_F(wq, link_posts_linked_on_keyring_with_key_as_aux)
 
 TEST_F(wq, unlink_posts_unlinked_on_keyring_with_key_as_aux)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(self->ring, FD, 3));
 	ASSERT_EQ(0, kctl(KEYCTL_UNLINK, k, self->ring, 0, 0));
 	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_UNLINKED,
@@ -413,19 +407,13 @@ TEST_F(wq, clear_of_empty_keyring_still_posts_cleared)
 
 TEST_F(wq, revoke_posts_revoked)
 {
-	key_serial_t k = add_user_key("k", self->ring);
-
-	ASSERT_GT(k, 0);
-	ASSERT_EQ(0, watch_key(k, FD, 5));
-	ASSERT_EQ(0, kctl(KEYCTL_REVOKE, k, 0, 0, 0));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_REVOKED, k, 0, 5);
+	change_posts(_metadata, self, 5, KEYCTL_REVOKE, 0, 0, NOTIFY_KEY_REVOKED);
 }
 
 TEST_F(wq, invalidate_posts_invalidated)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 6));
 	ASSERT_EQ(0, kctl(KEYCTL_INVALIDATE, k, 0, 0, 0));
 	/* The removal may follow once gc runs; the first record is the invalidation. */
@@ -444,33 +432,19 @@ TEST_F(wq, invalidate_posts_invalidated)
 
 TEST_F(wq, setperm_posts_setattr)
 {
-	key_serial_t k = add_user_key("k", self->ring);
-
-	ASSERT_GT(k, 0);
-	ASSERT_EQ(0, watch_key(k, FD, 8));
-	ASSERT_EQ(0, kctl(KEYCTL_SETPERM, k, 0x3f3f0000, 0, 0));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_SETATTR, k, 0, 8);
+	change_posts(_metadata, self, 8, KEYCTL_SETPERM, 0x3f3f0000, 0, NOTIFY_KEY_SETATTR);
 }
 
 TEST_F(wq, set_timeout_posts_setattr)
 {
-	key_serial_t k = add_user_key("k", self->ring);
-
-	ASSERT_GT(k, 0);
-	ASSERT_EQ(0, watch_key(k, FD, 9));
-	ASSERT_EQ(0, kctl(KEYCTL_SET_TIMEOUT, k, 1000, 0, 0));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_SETATTR, k, 0, 9);
+	change_posts(_metadata, self, 9, KEYCTL_SET_TIMEOUT, 1000, 0, NOTIFY_KEY_SETATTR);
 }
 
 TEST_F(wq, chown_posts_setattr)
 {
-	key_serial_t k = add_user_key("k", self->ring);
-
-	ASSERT_GT(k, 0);
-	ASSERT_EQ(0, watch_key(k, FD, 10));
 	/* Change only the group to our own: allowed without privilege. */
-	ASSERT_EQ(0, kctl(KEYCTL_CHOWN, k, (unsigned long)-1, getegid(), 0));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_SETATTR, k, 0, 10);
+	change_posts(_metadata, self, 10, KEYCTL_CHOWN, (unsigned long)-1, getegid(),
+		     NOTIFY_KEY_SETATTR);
 }
 
 TEST_F(wq, records_from_several_events_arrive_in_order_in_one_read)
@@ -498,9 +472,8 @@ TEST_F(wq, two_queues_watching_one_key_each_get_the_record_with_their_watch_id)
 {
 	int fds2[2];
 	unsigned char b2[256];
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, open_notify_pipe(_metadata, fds2, 16));
 	ASSERT_EQ(0, watch_key(k, FD, 0x11));
 	ASSERT_EQ(0, watch_key(k, fds2[0], 0x22));
@@ -514,10 +487,9 @@ TEST_F(wq, two_queues_watching_one_key_each_get_the_record_with_their_watch_id)
 
 TEST_F(wq, events_on_an_unwatched_key_post_nothing)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 	key_serial_t other = add_user_key("other", self->ring);
 
-	ASSERT_GT(k, 0);
 	ASSERT_GT(other, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 1));
 	ASSERT_EQ(0, key_update(other, "x"));
@@ -531,9 +503,8 @@ TEST_F(wq, events_on_an_unwatched_key_post_nothing)
 
 TEST_F(wq, watch_id_minus_one_posts_removal_and_stops_records)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 0x33));
 	ASSERT_EQ(0, watch_key(k, FD, -1));
 	check_removal_rec(_metadata, only_rec(_metadata, FD, BUF), k, 0x33);
@@ -544,9 +515,8 @@ TEST_F(wq, watch_id_minus_one_posts_removal_and_stops_records)
 
 TEST_F(wq, removing_watch_from_never_watched_key_fails_ebadslt)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(-1, watch_key(k, FD, -1));
 	ASSERT_EQ(EBADSLT, errno);
 	expect_nothing(_metadata, FD);
@@ -554,9 +524,8 @@ TEST_F(wq, removing_watch_from_never_watched_key_fails_ebadslt)
 
 TEST_F(wq, removing_watch_twice_fails_ebadslt)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 1));
 	ASSERT_EQ(0, watch_key(k, FD, -1));
 	ASSERT_EQ(-1, watch_key(k, FD, -1));
@@ -566,30 +535,20 @@ TEST_F(wq, removing_watch_twice_fails_ebadslt)
 TEST_F(wq, removing_watch_held_only_by_another_queue_fails_ebadslt)
 {
 	int fds2[2];
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, open_notify_pipe(_metadata, fds2, 16));
 	ASSERT_EQ(0, watch_key(k, fds2[0], 1));
 	ASSERT_EQ(-1, watch_key(k, FD, -1));
 	ASSERT_EQ(EBADSLT, errno);
 	/* The other queue's watch is untouched. */
-	ASSERT_EQ(0, key_update(k, "x"));
-	{
-		unsigned char b2[256];
-
-		check_key_rec(_metadata, only_rec(_metadata, fds2[0], b2, sizeof(b2)),
-			      NOTIFY_KEY_UPDATED, k, 0, 1);
-	}
-	close(fds2[0]);
-	close(fds2[1]);
+	second_queue_sees_update(_metadata, fds2, k);
 }
 
 TEST_F(wq, watch_id_out_of_range_fails_einval)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(-1, watch_key(k, FD, 0x100));
 	ASSERT_EQ(EINVAL, errno);
 	ASSERT_EQ(-1, watch_key(k, FD, -2));
@@ -602,9 +561,8 @@ TEST_F(wq, watch_id_out_of_range_fails_einval)
 
 TEST_F(wq, second_watch_on_same_key_from_same_queue_fails_ebusy)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 1));
 	ASSERT_EQ(-1, watch_key(k, FD, 2));
 	ASSERT_EQ(EBUSY, errno);
@@ -618,9 +576,8 @@ TEST_F(wq, second_watch_on_same_key_from_same_queue_fails_ebusy)
 TEST_F(wq, watch_through_ordinary_pipe_or_non_pipe_fd_fails_einval)
 {
 	int p[2];
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, pipe2(p, 0));
 	ASSERT_EQ(-1, watch_key(k, p[0], 1));
 	ASSERT_EQ(EINVAL, errno);
@@ -640,10 +597,9 @@ TEST_F(wq, watch_on_nonexistent_key_fails_enokey)
 
 TEST_F(wq, closing_pipe_with_live_watch_then_changing_key_is_harmless)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 	int fds2[2];
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 1));
 	ASSERT_EQ(0, watch_key(self->ring, FD, 2));
 	ASSERT_EQ(0, key_update(k, "queued, never read"));
@@ -660,22 +616,13 @@ TEST_F(wq, closing_pipe_with_live_watch_then_changing_key_is_harmless)
 	k = add_user_key("k2", KEY_SPEC_SESSION_KEYRING);
 	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, fds2[0], 1));
-	ASSERT_EQ(0, key_update(k, "x"));
-	{
-		unsigned char b2[256];
-
-		check_key_rec(_metadata, only_rec(_metadata, fds2[0], b2, sizeof(b2)),
-			      NOTIFY_KEY_UPDATED, k, 0, 1);
-	}
-	close(fds2[0]);
-	close(fds2[1]);
+	second_queue_sees_update(_metadata, fds2, k);
 }
 
 TEST_F(wq, closing_only_the_write_end_keeps_the_queue_delivering)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 1));
 	close(self->fds[1]);
 	self->fds[1] = -1;
@@ -692,9 +639,8 @@ TEST_F(wq, closing_only_the_write_end_keeps_the_queue_delivering)
 
 TEST_F(wq, last_unlink_then_gc_posts_removal_with_key_id)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 0x44));
 	ASSERT_EQ(0, kctl(KEYCTL_UNLINK, k, self->ring, 0, 0));
 	wait_readable(_metadata, FD, GC_WAIT_MS);
@@ -704,12 +650,9 @@ TEST_F(wq, last_unlink_then_gc_posts_removal_with_key_id)
 
 TEST_F(wq, revoked_key_posts_revoked_then_removal_once_last_link_goes)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = change_posts(_metadata, self, 0x55, KEYCTL_REVOKE, 0, 0,
+				      NOTIFY_KEY_REVOKED);
 
-	ASSERT_GT(k, 0);
-	ASSERT_EQ(0, watch_key(k, FD, 0x55));
-	ASSERT_EQ(0, kctl(KEYCTL_REVOKE, k, 0, 0, 0));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_REVOKED, k, 0, 0x55);
 	/* 6.12's gc does not reap revoked keys from keyrings (key_is_dead()). */
 	ASSERT_EQ(0, kctl(KEYCTL_UNLINK, k, self->ring, 0, 0));
 	wait_readable(_metadata, FD, GC_WAIT_MS);
@@ -732,10 +675,9 @@ TEST_F_TIMEOUT(wq, expired_key_is_reaped_by_gc_and_posts_removal, 60)
 
 TEST_F(wq, invalidate_posts_invalidated_then_removal)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 	ssize_t n;
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 0x66));
 	ASSERT_EQ(0, kctl(KEYCTL_INVALIDATE, k, 0, 0, 0));
 	n = read(FD, self->buf, KEY_NOTE_LEN);
@@ -765,16 +707,12 @@ TEST_F(wq, destroyed_keyring_posts_removal_on_every_queue_watching_it)
 
 TEST_F(wq, removal_records_pass_a_filter_that_drops_meta_type)
 {
-	struct {
-		struct watch_notification_filter f;
-		struct watch_notification_type_filter t[1];
-	} flt = {
+	struct filter16 flt = {
 		.f.nr_filters = 1,
 		.t[0] = { .type = WATCH_TYPE_KEY_NOTIFY, .subtype_filter[0] = 0 },
 	};
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, ioctl(FD, IOC_WATCH_QUEUE_SET_FILTER, &flt));
 	ASSERT_EQ(0, watch_key(k, FD, 0x77));
 	ASSERT_EQ(0, key_update(k, "filtered out"));
@@ -788,11 +726,6 @@ TEST_F(wq, removal_records_pass_a_filter_that_drops_meta_type)
  * Filters (IOC_WATCH_QUEUE_SET_FILTER).
  */
 
-struct filter16 {
-	struct watch_notification_filter f;
-	struct watch_notification_type_filter t[17];
-};
-
 static int set_filter(int fd, struct filter16 *flt, unsigned int nr)
 {
 	flt->f.nr_filters = nr;
@@ -803,12 +736,11 @@ static int set_filter(int fd, struct filter16 *flt, unsigned int nr)
 static unsigned int three_events(struct __test_metadata *_metadata, FIXTURE_DATA(wq) *self)
 {
 	struct rec recs[8];
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 	unsigned int seen = 0;
 	size_t len;
 	int i, n;
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 1));
 	ASSERT_EQ(0, kctl(KEYCTL_SETPERM, k, 0x3f3f0000, 0, 0));
 	ASSERT_EQ(0, key_update(k, "x"));
@@ -836,10 +768,9 @@ TEST_F(wq, filter_passes_only_selected_subtypes_in_order)
 {
 	struct filter16 flt = {};
 	struct rec recs[4];
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 	size_t len;
 
-	ASSERT_GT(k, 0);
 	flt.t[0].type = WATCH_TYPE_KEY_NOTIFY;
 	flt.t[0].subtype_filter[0] = BIT(NOTIFY_KEY_UPDATED) | BIT(NOTIFY_KEY_REVOKED);
 	ASSERT_EQ(0, set_filter(FD, &flt, 1));
@@ -1156,9 +1087,8 @@ TEST_F(wq, write_to_notification_pipe_fails_exdev)
 
 TEST_F(wq, read_buffer_smaller_than_record_fails_enobufs_and_keeps_record)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 1));
 	ASSERT_EQ(0, key_update(k, "x"));
 	ASSERT_EQ(-1, read(FD, self->buf, KEY_NOTE_LEN - 1));
@@ -1168,9 +1098,8 @@ TEST_F(wq, read_buffer_smaller_than_record_fails_enobufs_and_keeps_record)
 
 TEST_F(wq, read_never_splits_a_record)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 1));
 	ASSERT_EQ(0, key_update(k, "x"));
 	ASSERT_EQ(0, key_update(k, "y"));
@@ -1182,10 +1111,9 @@ TEST_F(wq, read_never_splits_a_record)
 
 TEST_F(wq, fionread_counts_queued_bytes)
 {
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 	int n = -1;
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 1));
 	ASSERT_EQ(0, ioctl(FD, FIONREAD, &n));
 	ASSERT_EQ(0, n);
@@ -1198,9 +1126,8 @@ TEST_F(wq, fionread_counts_queued_bytes)
 TEST_F(wq, poll_reports_readable_only_when_a_record_is_queued)
 {
 	struct pollfd pfd = { .fd = FD, .events = POLLIN };
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 1));
 	ASSERT_EQ(0, poll(&pfd, 1, 0));
 	ASSERT_EQ(0, key_update(k, "x"));
@@ -1221,9 +1148,8 @@ TEST_F(wq, overflow_delivers_a_full_queue_then_one_loss_record)
 	long page = sysconf(_SC_PAGESIZE);
 	int capacity = page / NOTE_SIZE, extra = 10, i, n;
 	size_t len;
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_LE(capacity, 100);
 	ASSERT_EQ(0, open_notify_pipe(_metadata, p, 1));
 	ASSERT_EQ(0, watch_key(k, p[0], 3));
@@ -1287,9 +1213,8 @@ TEST_F(wq, loss_record_needs_eight_bytes_of_read_buffer)
 	unsigned char b[8192];
 	long page = sysconf(_SC_PAGESIZE);
 	int capacity = page / NOTE_SIZE, i;
-	key_serial_t k = add_user_key("k", self->ring);
+	key_serial_t k = new_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, open_notify_pipe(_metadata, p, 1));
 	ASSERT_EQ(0, watch_key(k, p[0], 3));
 	for (i = 0; i < capacity + 1; i++)

@@ -16,38 +16,14 @@
  * Do not include <fcntl.h> or <sys/mount.h>: <linux/watch_queue.h> pulls in
  * <linux/fcntl.h> and the two redefine struct flock.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 
-/* Same glibc/uapi clash the upstream sample works around. */
-#undef AT_RENAME_NOREPLACE
-#undef AT_RENAME_EXCHANGE
-#undef AT_RENAME_WHITEOUT
-
-#include <linux/keyctl.h>
-#include <linux/watch_queue.h>
-
+#include "wq_util.h"
 #include "kselftest_harness.h"
 
 /*
@@ -56,18 +32,12 @@
  */
 #pragma GCC diagnostic ignored "-Wsign-compare"
 
-#ifndef KEYCTL_WATCH_KEY
-#define KEYCTL_WATCH_KEY 32
-#endif
-
 #define DEV_PATH	"/dev/watch_queue"
 #define SLOT		8u
 #define MAX_SLOTS	63u
 /* A record type no source uses; not META, so injection accepts it. */
 #define TEST_TYPE	0x3a5u
 #define NOBODY		65534
-
-typedef int32_t key_serial_t;
 
 /* ---------------------------------------------------------------------------
  * The uapi layout: a wrong size or offset here is a build failure.
@@ -89,43 +59,6 @@ _Static_assert(WATCH_QUEUE_RING_MAX_PAGES == 256, "max ring size");
 /* ---------------------------------------------------------------------------
  * Small wrappers.
  */
-static int sys_open(const char *path, int flags)
-{
-	return syscall(__NR_openat, AT_FDCWD, path, flags, 0);
-}
-
-static long kctl(int cmd, unsigned long a2, unsigned long a3, unsigned long a4,
-		 unsigned long a5)
-{
-	return syscall(__NR_keyctl, cmd, a2, a3, a4, a5);
-}
-
-static key_serial_t add_key(const char *type, const char *desc, const void *payload,
-			    size_t plen, key_serial_t ring)
-{
-	return syscall(__NR_add_key, type, desc, payload, plen, ring);
-}
-
-static long watch_key(key_serial_t key, int fd, int watch_id)
-{
-	return kctl(KEYCTL_WATCH_KEY, (unsigned long)key, (unsigned long)fd,
-		    (unsigned long)(long)watch_id, 0);
-}
-
-static long key_update(key_serial_t key, const char *data)
-{
-	return kctl(KEYCTL_UPDATE, (unsigned long)key, (unsigned long)data, strlen(data), 0);
-}
-
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static uint64_t hdr_word(uint32_t type, uint32_t subtype, uint32_t info)
 {
 	struct watch_notification n = { .type = type, .subtype = subtype, .info = info };
@@ -199,6 +132,20 @@ static int inject_probe(void)
 			     "(kernel without CONFIG_WATCH_QUEUE_TEST_INJECT)"); \
 } while (0)
 
+/* An open /dev/watch_queue in @fd, or the test returns (skipped if it is absent). */
+#define NEED_DEV(fd) do { \
+	fd = dev_open(_metadata); \
+	if (fd < 0) \
+		return; \
+} while (0)
+
+/* NEED_INJECT(), then a mapped ring of @pages in @r, or the test returns. */
+#define NEED_RING(r, pages) do { \
+	NEED_INJECT(); \
+	if (ring_make(_metadata, (r), (pages)) < 0) \
+		return; \
+} while (0)
+
 /* ---------------------------------------------------------------------------
  * A mapped ring.
  */
@@ -222,6 +169,14 @@ static int dev_open(struct __test_metadata *_metadata)
 		TH_LOG("open(" DEV_PATH "): %s", strerror(errno));
 	}
 	return fd;
+}
+
+/* mmap() of @len bytes at @off of @fd fails with EINVAL. */
+static void mmap_fails_einval(struct __test_metadata *_metadata, int fd, size_t len, int prot,
+			      int flags, off_t off)
+{
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, len, prot, flags, fd, off));
+	EXPECT_EQ(EINVAL, errno);
 }
 
 static void ring_map(struct __test_metadata *_metadata, struct ring *r, int fd,
@@ -546,30 +501,41 @@ FIXTURE_TEARDOWN(slow)
 
 TEST(nr_pages_zero_fails_einval)
 {
-	int fd = dev_open(_metadata);
+	int fd;
 
-	if (fd < 0)
-		return;
+	NEED_DEV(fd);
 	EXPECT_EQ(-1, nr_pages_ioctl(fd, 0));
 	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+}
+
+/*
+ * Every value of @bad fails IOC_WATCH_QUEUE_NR_PAGES with EINVAL on one fd;
+ * with @then_one, none of them sized the ring: 1 page is accepted after.
+ */
+static void nr_pages_fail_einval(struct __test_metadata *_metadata, const unsigned long *bad,
+				 size_t n, bool then_one)
+{
+	int fd;
+	size_t i;
+
+	NEED_DEV(fd);
+	for (i = 0; i < n; i++) {
+		EXPECT_EQ(-1, nr_pages_ioctl(fd, bad[i])) {
+			TH_LOG("NR_PAGES(%#lx) was accepted", bad[i]);
+		}
+		EXPECT_EQ(EINVAL, errno);
+	}
+	if (then_one)
+		EXPECT_EQ(0, nr_pages_ioctl(fd, 1));
 	close(fd);
 }
 
 TEST(nr_pages_not_power_of_two_fails_einval)
 {
 	static const unsigned long bad[] = { 3, 5, 6, 7, 12, 17, 100, 255 };
-	int fd = dev_open(_metadata);
-	unsigned int i;
 
-	if (fd < 0)
-		return;
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		EXPECT_EQ(-1, nr_pages_ioctl(fd, bad[i])) {
-			TH_LOG("NR_PAGES(%lu) was accepted", bad[i]);
-		}
-		EXPECT_EQ(EINVAL, errno);
-	}
-	close(fd);
+	nr_pages_fail_einval(_metadata, bad, ARRAY_SIZE(bad), false);
 }
 
 TEST(nr_pages_huge_or_negative_fails_einval)
@@ -580,20 +546,8 @@ TEST(nr_pages_huge_or_negative_fails_einval)
 		(unsigned long)-4096, (unsigned long)INT_MIN, (unsigned long)(long)INT_MIN,
 		0x80000000ul, 0xffffffffful,
 	};
-	int fd = dev_open(_metadata);
-	unsigned int i;
 
-	if (fd < 0)
-		return;
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		EXPECT_EQ(-1, nr_pages_ioctl(fd, bad[i])) {
-			TH_LOG("NR_PAGES(%#lx) was accepted", bad[i]);
-		}
-		EXPECT_EQ(EINVAL, errno);
-	}
-	/* None of that sized the ring. */
-	EXPECT_EQ(0, nr_pages_ioctl(fd, 1));
-	close(fd);
+	nr_pages_fail_einval(_metadata, bad, ARRAY_SIZE(bad), true);
 }
 
 TEST(nr_pages_accepts_every_power_of_two_up_to_max)
@@ -615,10 +569,9 @@ TEST(nr_pages_accepts_every_power_of_two_up_to_max)
 
 TEST(second_nr_pages_fails_ebusy)
 {
-	int fd = dev_open(_metadata);
+	int fd;
 
-	if (fd < 0)
-		return;
+	NEED_DEV(fd);
 	ASSERT_EQ(0, nr_pages_ioctl(fd, 2));
 	EXPECT_EQ(-1, nr_pages_ioctl(fd, 2));
 	EXPECT_EQ(EBUSY, errno);
@@ -631,70 +584,55 @@ TEST(second_nr_pages_fails_ebusy)
 
 TEST(mmap_before_sizing_fails_einval)
 {
-	int fd = dev_open(_metadata);
+	int fd;
 
-	if (fd < 0)
-		return;
-	EXPECT_EQ(MAP_FAILED, mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
-	EXPECT_EQ(EINVAL, errno);
+	NEED_DEV(fd);
+	mmap_fails_einval(_metadata, fd, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED, 0);
 	close(fd);
 }
 
 TEST(mmap_at_nonzero_offset_fails_einval)
 {
-	int fd = dev_open(_metadata);
+	int fd;
 
-	if (fd < 0)
-		return;
+	NEED_DEV(fd);
 	ASSERT_EQ(0, nr_pages_ioctl(fd, 4));
-	EXPECT_EQ(MAP_FAILED, mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED,
-				   fd, page_size()));
-	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(MAP_FAILED, mmap(NULL, 3 * page_size(), PROT_READ | PROT_WRITE, MAP_SHARED,
-				   fd, page_size()));
-	EXPECT_EQ(EINVAL, errno);
+	mmap_fails_einval(_metadata, fd, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED,
+			  page_size());
+	mmap_fails_einval(_metadata, fd, 3 * page_size(), PROT_READ | PROT_WRITE, MAP_SHARED,
+			  page_size());
 	close(fd);
 }
 
 TEST(mmap_longer_than_ring_fails_einval)
 {
-	int fd = dev_open(_metadata);
+	int fd;
 
-	if (fd < 0)
-		return;
+	NEED_DEV(fd);
 	ASSERT_EQ(0, nr_pages_ioctl(fd, 2));
-	EXPECT_EQ(MAP_FAILED, mmap(NULL, 3 * page_size(), PROT_READ | PROT_WRITE, MAP_SHARED,
-				   fd, 0));
-	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(MAP_FAILED, mmap(NULL, 4 * page_size(), PROT_READ | PROT_WRITE, MAP_SHARED,
-				   fd, 0));
-	EXPECT_EQ(EINVAL, errno);
+	mmap_fails_einval(_metadata, fd, 3 * page_size(), PROT_READ | PROT_WRITE, MAP_SHARED, 0);
+	mmap_fails_einval(_metadata, fd, 4 * page_size(), PROT_READ | PROT_WRITE, MAP_SHARED, 0);
 	close(fd);
 }
 
 TEST(mmap_private_fails_einval)
 {
-	int fd = dev_open(_metadata);
+	int fd;
 
-	if (fd < 0)
-		return;
+	NEED_DEV(fd);
 	ASSERT_EQ(0, nr_pages_ioctl(fd, 1));
-	EXPECT_EQ(MAP_FAILED, mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
-	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(MAP_FAILED, mmap(NULL, page_size(), PROT_READ, MAP_PRIVATE, fd, 0));
-	EXPECT_EQ(EINVAL, errno);
+	mmap_fails_einval(_metadata, fd, page_size(), PROT_READ | PROT_WRITE, MAP_PRIVATE, 0);
+	mmap_fails_einval(_metadata, fd, page_size(), PROT_READ, MAP_PRIVATE, 0);
 	close(fd);
 }
 
 TEST(mmap_read_only_fails_einval)
 {
-	int fd = dev_open(_metadata);
+	int fd;
 
-	if (fd < 0)
-		return;
+	NEED_DEV(fd);
 	ASSERT_EQ(0, nr_pages_ioctl(fd, 1));
-	EXPECT_EQ(MAP_FAILED, mmap(NULL, page_size(), PROT_READ, MAP_SHARED, fd, 0));
-	EXPECT_EQ(EINVAL, errno);
+	mmap_fails_einval(_metadata, fd, page_size(), PROT_READ, MAP_SHARED, 0);
 	close(fd);
 }
 
@@ -785,9 +723,7 @@ TEST(munmap_first_page_then_rest_of_mapping_keeps_working)
 	uint64_t *full;
 	size_t ps = page_size();
 
-	NEED_INJECT();
-	if (ring_make(_metadata, &r, 4) < 0)
-		return;
+	NEED_RING(&r, 4);
 	ASSERT_EQ(0, munmap(r.slots, ps));
 	full = mmap(NULL, r.size, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
 	ASSERT_NE(MAP_FAILED, full);
@@ -811,9 +747,7 @@ TEST(munmap_last_page_then_rest_of_mapping_keeps_working)
 	size_t ps = page_size();
 	uint32_t h;
 
-	NEED_INJECT();
-	if (ring_make(_metadata, &r, 4) < 0)
-		return;
+	NEED_RING(&r, 4);
 	ASSERT_EQ(0, munmap((char *)r.slots + 3 * ps, ps));
 	fill_every_page(_metadata, r.fd, r.n);
 	h = ring_head(&r);
@@ -842,9 +776,7 @@ TEST(mprotect_read_only_keeps_ring_readable_and_writes_fault)
 	pid_t pid;
 	int status;
 
-	NEED_INJECT();
-	if (ring_make(_metadata, &r, 1) < 0)
-		return;
+	NEED_RING(&r, 1);
 	ASSERT_EQ(0, mprotect(r.slots, r.size, PROT_READ));
 	make_rec(rec, 1, TEST_TYPE, 3, 0, 9);
 	ASSERT_EQ(0, inject(r.fd, rec));
@@ -881,9 +813,7 @@ TEST(fork_parent_closes_first_child_keeps_using_mapping_and_fd)
 	pid_t pid;
 	char c;
 
-	NEED_INJECT();
-	if (ring_make(_metadata, &r, 2) < 0)
-		return;
+	NEED_RING(&r, 2);
 	ASSERT_EQ(0, pipe(go));
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -923,9 +853,7 @@ TEST(fork_child_closes_and_exits_first_parent_keeps_using_ring)
 	int status;
 	pid_t pid;
 
-	NEED_INJECT();
-	if (ring_make(_metadata, &r, 2) < 0)
-		return;
+	NEED_RING(&r, 2);
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
@@ -993,9 +921,7 @@ TEST(close_fd_while_mapped_then_touch_mapping_then_post_elsewhere)
 	size_t i;
 	volatile uint64_t sum = 0;
 
-	NEED_INJECT();
-	if (ring_make(_metadata, &a, 2) < 0)
-		return;
+	NEED_RING(&a, 2);
 	ASSERT_EQ(0, ring_make(_metadata, &b, 2));
 	fill_every_page(_metadata, a.fd, a.n);
 	close(a.fd);
@@ -1356,10 +1282,9 @@ TEST(take_loss_on_unsized_ring_returns_zero_and_counts_injected_records)
 {
 	uint64_t rec[1];
 	uint32_t lost = 99;
-	int fd = dev_open(_metadata);
+	int fd;
 
-	if (fd < 0)
-		return;
+	NEED_DEV(fd);
 	ASSERT_EQ(0, take_loss(fd, &lost));
 	EXPECT_EQ(0, lost);
 	if (inject_probe()) {
@@ -1406,6 +1331,22 @@ TEST_F(ring, record_is_dropped_when_loss_record_and_record_do_not_both_fit)
 	check_take_loss(_metadata, R, M);
 }
 
+/* Count @n consumed records: data records, and the losses the loss records report. */
+static void tally_recs(struct __test_metadata *_metadata, const struct rec *recs, int n,
+		       uint64_t *delivered, uint64_t *reported)
+{
+	int j;
+
+	for (j = 0; j < n; j++) {
+		if (recs[j].type == WATCH_TYPE_META) {
+			ASSERT_EQ(WATCH_META_LOSS_NOTIFICATION, recs[j].subtype);
+			*reported += (uint32_t)recs[j].d[1];
+		} else {
+			(*delivered)++;
+		}
+	}
+}
+
 TEST_F_TIMEOUT(ring, loss_counts_exact_under_overflow_at_every_wrap_position, 120)
 {
 	uint32_t p;
@@ -1415,7 +1356,7 @@ TEST_F_TIMEOUT(ring, loss_counts_exact_under_overflow_at_every_wrap_position, 12
 	for (p = R->n - 70; p <= R->n; p++) {
 		uint64_t posted = 0, delivered = 0, reported = 0;
 		uint32_t lost;
-		int i, j, n;
+		int i, n;
 
 		advance_to(_metadata, R, M, p & M->mask, &self->seed);
 		check_take_loss(_metadata, R, M);
@@ -1428,25 +1369,11 @@ TEST_F_TIMEOUT(ring, loss_counts_exact_under_overflow_at_every_wrap_position, 12
 			if ((x >> 32) % 4 == 0) {
 				/* Consume a few records. */
 				n = ring_consume(_metadata, R, recs, 1 + (x >> 40) % 4);
-				for (j = 0; j < n; j++) {
-					if (recs[j].type == WATCH_TYPE_META) {
-						ASSERT_EQ(WATCH_META_LOSS_NOTIFICATION, recs[j].subtype);
-						reported += (uint32_t)recs[j].d[1];
-					} else {
-						delivered++;
-					}
-				}
+				tally_recs(_metadata, recs, n, &delivered, &reported);
 			}
 		}
 		n = ring_consume(_metadata, R, recs, 1024);
-		for (j = 0; j < n; j++) {
-			if (recs[j].type == WATCH_TYPE_META) {
-				ASSERT_EQ(WATCH_META_LOSS_NOTIFICATION, recs[j].subtype);
-				reported += (uint32_t)recs[j].d[1];
-			} else {
-				delivered++;
-			}
-		}
+		tally_recs(_metadata, recs, n, &delivered, &reported);
 		ASSERT_EQ(0, take_loss(R->fd, &lost));
 		ASSERT_EQ(M->lost, lost);
 		M->lost = 0;
@@ -1728,10 +1655,9 @@ TEST_F(ring, poll_empty_ring_is_not_readable)
 
 TEST(poll_unsized_ring_is_not_readable)
 {
-	int fd = dev_open(_metadata);
+	int fd;
 
-	if (fd < 0)
-		return;
+	NEED_DEV(fd);
 	EXPECT_EQ(0, poll_in(fd, 0));
 	close(fd);
 }
@@ -1899,11 +1825,24 @@ static void check_key_event(struct __test_metadata *_metadata, FIXTURE_DATA(keys
 	EXPECT_EQ(aux, kn.aux);
 }
 
+/* @key watched by the ring (watch id 0x5a) and by the pipe (0xa5). */
 static void watch_both(struct __test_metadata *_metadata, FIXTURE_DATA(keys) *self,
 		       key_serial_t key)
 {
 	ASSERT_EQ(0, watch_key(key, self->r.fd, 0x5a));
 	ASSERT_EQ(0, watch_key(key, self->pfd[0], 0xa5));
+}
+
+static key_serial_t user_key(const char *desc, key_serial_t ring);
+
+/* A new user key in the test keyring, watched by both. */
+static key_serial_t watched_key(struct __test_metadata *_metadata, FIXTURE_DATA(keys) *self)
+{
+	key_serial_t k = user_key("k", self->keyring);
+
+	ASSERT_GT(k, 0);
+	watch_both(_metadata, self, k);
+	return k;
 }
 
 static key_serial_t user_key(const char *desc, key_serial_t ring)
@@ -1924,10 +1863,8 @@ TEST_F(keys, instantiated_arrives_in_ring_and_pipe)
 
 TEST_F(keys, updated_arrives_in_ring_and_pipe)
 {
-	key_serial_t k = user_key("k", self->keyring);
+	key_serial_t k = watched_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
-	watch_both(_metadata, self, k);
 	ASSERT_EQ(0, key_update(k, "new"));
 	check_key_event(_metadata, self, NOTIFY_KEY_UPDATED, k, 0);
 }
@@ -1962,21 +1899,17 @@ TEST_F(keys, cleared_arrives_in_ring_and_pipe)
 
 TEST_F(keys, revoked_arrives_in_ring_and_pipe)
 {
-	key_serial_t k = user_key("k", self->keyring);
+	key_serial_t k = watched_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
-	watch_both(_metadata, self, k);
 	ASSERT_EQ(0, kctl(KEYCTL_REVOKE, k, 0, 0, 0));
 	check_key_event(_metadata, self, NOTIFY_KEY_REVOKED, k, 0);
 }
 
 TEST_F(keys, invalidated_arrives_in_ring_and_pipe)
 {
-	key_serial_t k = user_key("k", self->keyring);
+	key_serial_t k = watched_key(_metadata, self);
 	struct key_notification kn;
 
-	ASSERT_GT(k, 0);
-	watch_both(_metadata, self, k);
 	ASSERT_EQ(0, kctl(KEYCTL_INVALIDATE, k, 0, 0, 0));
 	/* The gc may add removal records behind it: look at the first only. */
 	ASSERT_LE(1, ring_consume(_metadata, &self->r, self->recs, 1));
@@ -1992,10 +1925,8 @@ TEST_F(keys, invalidated_arrives_in_ring_and_pipe)
 
 TEST_F(keys, setattr_arrives_in_ring_and_pipe)
 {
-	key_serial_t k = user_key("k", self->keyring);
+	key_serial_t k = watched_key(_metadata, self);
 
-	ASSERT_GT(k, 0);
-	watch_both(_metadata, self, k);
 	ASSERT_EQ(0, kctl(KEYCTL_SETPERM, k, 0x3f3f0000, 0, 0));
 	check_key_event(_metadata, self, NOTIFY_KEY_SETATTR, k, 0);
 }
@@ -2444,10 +2375,9 @@ TEST_F_TIMEOUT(slow, closing_rings_while_watched_key_is_updated_from_another_cpu
 {
 	struct churn c = { .iters = 300 };
 	pthread_t a, b;
-	int fd = dev_open(_metadata);
+	int fd;
 
-	if (fd < 0)
-		return;
+	NEED_DEV(fd);
 	close(fd);
 	ASSERT_LE(0, kctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0));
 	c.key = user_key("churn", KEY_SPEC_SESSION_KEYRING);
@@ -2466,10 +2396,9 @@ TEST_F_TIMEOUT(slow, concurrent_watches_from_many_rings_while_key_is_revoked, 12
 	struct churn c[2] = { { .iters = 200 }, { .iters = 200 } };
 	pthread_t th[2];
 	key_serial_t k;
-	int fd = dev_open(_metadata), i;
+	int fd, i;
 
-	if (fd < 0)
-		return;
+	NEED_DEV(fd);
 	close(fd);
 	ASSERT_LE(0, kctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0));
 	k = user_key("revoked", KEY_SPEC_SESSION_KEYRING);

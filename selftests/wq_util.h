@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * System call wrappers and small helpers shared by the selftests, the
- * benchmarks and the checker drivers.  Every number comes from the installed
+ * The headers, system call wrappers and small helpers shared by the
+ * selftests, the benchmarks and the checker drivers.  Every number comes from the installed
  * uapi headers (-isystem $(HDR)): __NR_watch_mount from <asm/unistd_64.h>,
  * KEYCTL_* from <linux/keyctl.h>.
  *
@@ -11,18 +11,44 @@
 #ifndef WQ_UTIL_H
 #define WQ_UTIL_H
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+
+/* glibc's <stdio.h> and <linux/fcntl.h> both define these (as the sample notes). */
+#undef AT_RENAME_NOREPLACE
+#undef AT_RENAME_EXCHANGE
+#undef AT_RENAME_WHITEOUT
+#include <linux/fcntl.h>
 #include <linux/keyctl.h>
+#include <linux/watch_queue.h>
+
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
 
 typedef int32_t key_serial_t;
+
+/* open(2) without <fcntl.h>, which clashes with <linux/fcntl.h>. */
+static inline int sys_open(const char *path, int flags)
+{
+	return syscall(__NR_openat, AT_FDCWD, path, flags, 0);
+}
 
 static inline long kctl(int cmd, unsigned long a2, unsigned long a3, unsigned long a4,
 			unsigned long a5)

@@ -35,9 +35,8 @@
 #include <sys/syscall.h>
 #include <linux/watch_queue.h>
 
-#ifndef __NR_watch_mount
-#define __NR_watch_mount	473
-#endif
+#include "../wq_util.h"
+
 
 #define BASE		"/mnt"
 #define RING_PAGES	4
@@ -76,39 +75,6 @@ struct snapshot {
 
 static char *text;
 static size_t text_cap;
-
-static void die(const char *what)
-{
-	fprintf(stderr, "mount_bench: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static int sys_mount(const char *src, const char *dst, const char *type,
-		     unsigned long flags)
-{
-	return syscall(__NR_mount, src, dst, type, flags, NULL);
-}
-
-static void xmount(const char *src, const char *dst, const char *type,
-		   unsigned long flags)
-{
-	if (sys_mount(src, dst, type, flags) < 0)
-		die(dst);
-}
-
-static void xmkdir(const char *path)
-{
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		die(path);
-}
 
 /* --- the queue ------------------------------------------------------------ */
 
@@ -334,7 +300,7 @@ static void bench_size(unsigned int nr_mounts, unsigned int reps)
 	xmkdir(toggle);
 
 	ring = queue_open(&q);
-	if (syscall(__NR_watch_mount, AT_FDCWD, dir, 0, q.fd, 1) < 0)
+	if (watch_mount(AT_FDCWD, dir, 0, q.fd, 1) < 0)
 		die("watch_mount");
 	parse_mountinfo(&snap[cur], read_mountinfo());
 
@@ -397,10 +363,10 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (unshare(CLONE_NEWNS) < 0)
 		die("unshare(CLONE_NEWNS)");
-	if (sys_mount(NULL, "/", NULL, MS_REC_ | MS_PRIVATE_) < 0)
+	if (syscall(__NR_mount, NULL, "/", NULL, MS_REC_ | MS_PRIVATE_, NULL) < 0)
 		die("make / private");
 	xmount("mount_bench", BASE, "tmpfs", 0);
-	if (syscall(__NR_watch_mount, AT_FDCWD, BASE, 0, -1, 1) < 0 && errno == ENOSYS) {
+	if (watch_mount(AT_FDCWD, BASE, 0, -1, 1) < 0 && errno == ENOSYS) {
 		fprintf(stderr, "mount_bench: no watch_mount() in this kernel\n");
 		return 0;
 	}

@@ -36,9 +36,8 @@
 #include <sys/wait.h>
 #include <linux/watch_queue.h>
 
-#ifndef __NR_watch_mount
-#define __NR_watch_mount	473
-#endif
+#include "../wq_util.h"
+
 
 #define TABLE		"mount watches: who pays (unprivileged, 2 vCPUs)"
 #define MAX_WATCHES	10000
@@ -49,33 +48,6 @@
 
 /* The last run, with every watch closed again, shows the noise. */
 static const unsigned int counts[] = { 0, 100, MAX_WATCHES, 0 };
-
-static void die(const char *what)
-{
-	fprintf(stderr, "mount_watchers_bench: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static void xmount(const char *src, const char *dst, const char *type,
-		   unsigned long flags)
-{
-	if (syscall(__NR_mount, src, dst, type, flags, NULL) < 0)
-		die(dst);
-}
-
-static void xmkdir(const char *path)
-{
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		die(path);
-}
 
 static void write_file(const char *path, const char *text)
 {
@@ -96,7 +68,7 @@ static int add_watch(unsigned int i)
 		die("pipe2(O_NOTIFICATION_PIPE)");
 	if (ioctl(pfd[0], IOC_WATCH_QUEUE_SET_SIZE, 16) < 0)
 		die("IOC_WATCH_QUEUE_SET_SIZE");
-	if (syscall(__NR_watch_mount, AT_FDCWD, "/", 0, pfd[0], i & 0xff) < 0)
+	if (watch_mount(AT_FDCWD, "/", 0, pfd[0], i & 0xff) < 0)
 		die("watch_mount");
 	close(pfd[1]);
 	return pfd[0];
@@ -255,7 +227,7 @@ int main(void)
 	pid_t pid;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (syscall(__NR_watch_mount, AT_FDCWD, "/", 0, -1, 1) < 0 && errno == ENOSYS) {
+	if (watch_mount(AT_FDCWD, "/", 0, -1, 1) < 0 && errno == ENOSYS) {
 		fprintf(stderr, "mount_watchers_bench: no watch_mount() in this kernel\n");
 		return 1;
 	}

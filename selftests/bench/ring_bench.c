@@ -23,6 +23,8 @@
 #include <linux/keyctl.h>
 #include <linux/watch_queue.h>
 
+#include "../wq_util.h"
+
 #define RING_PAGES	16
 #define PIPE_NOTES	512
 #define KEY_SPEC_SESSION_KEYRING_ID	-3
@@ -33,25 +35,6 @@ struct ring {
 	unsigned char *base;
 	uint32_t mask;
 };
-
-static void die(const char *what)
-{
-	fprintf(stderr, "ring_bench: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static long keyctl(int op, unsigned long a, unsigned long b, unsigned long c)
-{
-	return syscall(__NR_keyctl, op, a, b, c, 0);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
 
 static void ring_open(struct ring *r, int pages)
 {
@@ -122,7 +105,7 @@ static void bench_keys(void)
 	long key;
 	uint64_t sum = 0;
 
-	if (keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0) < 0)
+	if (kctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0) < 0)
 		die("join session keyring");
 	key = syscall(__NR_add_key, "user", "bench", "x", 1, KEY_SPEC_SESSION_KEYRING_ID);
 	if (key < 0)
@@ -132,8 +115,8 @@ static void bench_keys(void)
 		die("pipe2(O_NOTIFICATION_PIPE)");
 	if (ioctl(pfd[0], IOC_WATCH_QUEUE_SET_SIZE, PIPE_NOTES) < 0)
 		die("IOC_WATCH_QUEUE_SET_SIZE");
-	if (keyctl(KEYCTL_WATCH_KEY, key, r.fd, 1) < 0 ||
-	    keyctl(KEYCTL_WATCH_KEY, key, pfd[0], 2) < 0)
+	if (kctl(KEYCTL_WATCH_KEY, key, r.fd, 1, 0) < 0 ||
+	    kctl(KEYCTL_WATCH_KEY, key, pfd[0], 2, 0) < 0)
 		die("KEYCTL_WATCH_KEY");
 
 	for (unsigned int b = 0; b < sizeof(batches) / sizeof(batches[0]); b++) {
@@ -146,7 +129,7 @@ static void bench_keys(void)
 			unsigned int got_ring, got_pipe;
 
 			for (unsigned int j = 0; j < batch; j++)
-				if (keyctl(KEYCTL_UPDATE, key, (unsigned long)"y", 1) < 0)
+				if (kctl(KEYCTL_UPDATE, key, (unsigned long)"y", 1, 0) < 0)
 					die("KEYCTL_UPDATE");
 			t0 = now_ns();
 			got_ring = ring_drain(&r, &sum);

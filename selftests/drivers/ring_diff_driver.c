@@ -679,7 +679,7 @@ int main(int argc, char **argv)
 
 	record(&d, OP_OPEN, NULL, 0, 0, NULL, 0);	/* the fresh mapping */
 	while (more(&d)) {
-		ph = &phases[below(&d, sizeof(phases) / sizeof(phases[0]))];
+		ph = &phases[below(&d, ARRAY_SIZE(phases))];
 		for (block = 50 + below(&d, 351); block && more(&d); block--)
 			step(&d, ph);
 	}
