@@ -27,12 +27,14 @@ def run_logged(cmd: Sequence[str | Path], log: Path, what: str,
     with log.open("a", buffering=1) as fh:
         fh.write(f"$ {' '.join(str(c) for c in cmd)}\n")
         fh.flush()
+        start = time.monotonic()
         try:
             proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         except FileNotFoundError as exc:
             raise HarnessError(f"{what}: command not found: {cmd[0]}", log) from exc
         fh.write(proc.stdout)
+        fh.write(f"# exit {proc.returncode} after {time.monotonic() - start:.1f}s\n")
     if check and proc.returncode != 0:
         last = [ln for ln in proc.stdout.splitlines() if ln.strip()][-1:] or ["(no output)"]
         raise HarnessError(f"{what} failed (exit {proc.returncode}): {last[0]}", log)
