@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import bench, build, deps, kconfig, report, series, source, splat, suite, vm
+from harness import bench, build, debian, deps, kconfig, report, series, source, splat, suite, vm
 from harness.errors import HarnessError
 from harness.ktap import Status, TestResult
 from harness.layout import PROFILES, Layout, default_layout
@@ -37,6 +37,9 @@ class Session:
         self.results = self.layout.results_root / f"{stamp}-{args.stage}-{args.profile}"
         self.timings: list[StageResult] = []
         self.meta: dict[str, str] = {"profile": args.profile, "stage": args.stage}
+        base = source.recorded_base(self.layout)  # vmrun and run do not refresh the tree
+        if base:
+            self.meta.update(base=base, base_suite=debian.SUITE)
 
     def log(self, name: str) -> Path:
         self.results.mkdir(parents=True, exist_ok=True)
@@ -51,7 +54,7 @@ class Session:
 
     def source(self) -> None:
         res, info = source.prepare(self.layout, self.log("source"))
-        self.meta.update(base=f"{source.PACKAGE} {info.base_version}",
+        self.meta.update(base=info.base(), base_suite=debian.SUITE,
                          kernel=info.kernel_version, series=info.series_hash,
                          patches=str(info.patches))
         self.stage(res)

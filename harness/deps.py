@@ -10,9 +10,11 @@ from harness.errors import HarnessError
 from harness.layout import Layout
 from harness.proc import StageResult, Timer, run_logged
 
-PACKAGES = ["qemu-system-x86", "udev", "linux-source-6.12", "gcc", "make", "flex", "bison",
-            "bc", "libelf-dev", "libssl-dev", "cpio", "rsync", "ccache", "keyutils", "git",
-            "python3-venv", "sparse", "perl"]
+# The kernel source is not among them: the source stage fetches linux-source-7.3 from
+# trixie-backports itself (harness/debian.py), without root.
+PACKAGES = ["qemu-system-x86", "udev", "gcc", "make", "flex", "bison", "bc", "libelf-dev",
+            "libssl-dev", "cpio", "rsync", "ccache", "keyutils", "git", "python3-venv",
+            "sparse", "perl", "xz-utils", "debian-archive-keyring"]
 REQUIREMENTS = "requirements.txt"
 
 

@@ -1,9 +1,13 @@
 """The kernel tree: the Debian base unpacked once, the series applied with git am.
 
-build/src is a git repository whose tag ``base`` is the pristine Debian tree.
-The series in patches/ is applied on branch ``series``.  Files whose content
-did not change keep their mtime across re-applies, so make rebuilds only
-what a patch edit touched.
+build/src is a git repository whose tag ``base`` is the Debian tree as shipped:
+every file of the tarball is committed (force-added, whatever the tree's
+.gitignore files say), with fixed names and dates, so the same tarball always
+gives the same base commit.  The series in patches/ is applied on branch
+``series``.  Files whose content did not change keep their mtime across
+re-applies, so make rebuilds only what a patch edit touched.
+
+build/src is replaced when the base version changes.
 """
 from __future__ import annotations
 
@@ -11,39 +15,36 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import debian
 from harness.errors import HarnessError
 from harness.layout import Layout
 from harness.proc import StageResult, Timer, git, run_logged
 
-TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
-PACKAGE = "linux-source-6.12"
 BASE = "refs/tags/base"  # the pristine Debian tree
 IDENTITY = ["-c", "user.name=watch_queue vmtest", "-c", "user.email=vmtest@localhost"]
+# Nothing from the user's git configuration may change the base commit.
+_BASE_GIT = ["-c", "commit.gpgsign=false", "-c", "core.autocrlf=false"]
 _BASE_ENV = {"GIT_AUTHOR_NAME": "base", "GIT_AUTHOR_EMAIL": "base@localhost",
              "GIT_COMMITTER_NAME": "base", "GIT_COMMITTER_EMAIL": "base@localhost",
              "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
              "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
+DEBIAN_FILES = "debian-files"  # .git/vmtest-debian-files: what Debian's patches changed
 
 
 @dataclass(frozen=True)
 class SourceInfo:
+    package: str
     base_version: str
     kernel_version: str
     series_hash: str
     patches: int
 
-
-def package_version() -> str:
-    proc = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", PACKAGE],
-                          text=True, capture_output=True)
-    if proc.returncode != 0 or not proc.stdout:
-        raise HarnessError(f"{PACKAGE} is not installed: run `make deps` "
-                           f"(or apt-get install {PACKAGE})")
-    return proc.stdout.strip()
+    def base(self) -> str:
+        return f"{self.package} {self.base_version}"
 
 
 COVER_LETTER = "0000-cover-letter.patch"
@@ -82,33 +83,108 @@ def kernel_version(src: Path) -> str:
     return f"{fields['VERSION']}.{fields['PATCHLEVEL']}.{fields['SUBLEVEL']}"
 
 
-def _unpack_base(layout: Layout, version: str, log: Path) -> None:
+def recorded_base(layout: Layout) -> str:
+    """"package version" of the base build/src holds ("" if unknown)."""
+    if not (layout.src / ".git").exists():
+        return ""
+    version = _read_state(layout, "base")
+    package = _read_state(layout, "base-package")
+    return f"{package or 'linux-source'} {version}".strip() if version else ""
+
+
+def debian_files(layout: Layout) -> list[str]:
+    """The files Debian's own patches changed, as decided when the base was unpacked."""
+    path = _state(layout, DEBIAN_FILES)
+    if not path.exists():
+        raise HarnessError(f"{path} is missing: {layout.src} predates the check for Debian's "
+                           "patched files: rerun, which unpacks the base again")
+    return [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
+
+
+def _needs_unpack(layout: Layout, base: debian.Base) -> bool:
+    return (not (layout.src / ".git").exists()
+            or _read_state(layout, "base") != base.version
+            or _read_state(layout, "base-package") != base.package
+            or not _state(layout, DEBIAN_FILES).exists())
+
+
+def _extract(tarball: Path, into: Path, log: Path) -> int:
+    """Unpack with tar (mtimes kept); return how many non-directory entries it held."""
+    timer = Timer()
+    proc = subprocess.run(["tar", "-xvf", str(tarball), "-C", str(into)], text=True,
+                          capture_output=True)
+    names = proc.stdout.splitlines()
+    entries = sum(1 for name in names if not name.endswith("/"))
+    with log.open("a") as fh:
+        fh.write(f"$ tar -xvf {tarball} -C {into}\n{proc.stderr}{len(names)} entries, "
+                 f"{entries} not directories\n# exit {proc.returncode} after "
+                 f"{timer.elapsed():.1f}s\n")
+    if proc.returncode != 0:
+        tail = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1:] or ["no output"]
+        raise HarnessError(f"unpacking {tarball.name} failed: {tail[0]}", log)
+    return entries
+
+
+def _touch_all(top: Path) -> None:
+    """One fresh mtime for the whole tree, so objects built from an earlier base all rebuild."""
+    now = time.time_ns()
+    for root, _dirs, files in os.walk(top):
+        for name in files:
+            os.utime(os.path.join(root, name), ns=(now, now), follow_symlinks=False)
+
+
+def _unpack_base(layout: Layout, base: debian.Base, log: Path) -> debian.MtimeSplit:
+    """Replace build/src with the base tree, committed whole."""
     tmp = layout.build / "src.unpack"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    if not TARBALL.exists():
-        raise HarnessError(f"{TARBALL} missing: apt-get install {PACKAGE}")
     usage = shutil.disk_usage(layout.build)
     if usage.free < 6 << 30:
         raise HarnessError(f"only {usage.free >> 20} MiB free under {layout.build}; "
                            "the kernel tree and build need about 6 GiB")
-    with tarfile.open(TARBALL) as tar:
-        tar.extractall(tmp, filter="fully_trusted")
-    top = next(tmp.iterdir())
+    run_logged(["dpkg-deb", "-x", base.deb, tmp / "deb"], log, f"dpkg-deb -x {base.deb.name}")
+    tarball = tmp / "deb" / base.tarball
+    if not tarball.exists():
+        raise HarnessError(f"{base.deb} holds no {base.tarball}", log)
+    (tmp / "tree").mkdir()
+    entries = _extract(tarball, tmp / "tree", log)
+    shutil.rmtree(tmp / "deb")
+    tops = list((tmp / "tree").iterdir())
+    if len(tops) != 1 or not tops[0].is_dir():
+        raise HarnessError(f"{base.tarball} does not hold one top folder: "
+                           f"{', '.join(t.name for t in tops[:3])}", log)
+    top = tops[0]
+    split = debian.split_mtimes(debian.tree_mtimes(top))
+    _touch_all(top)
     gitignore = top / ".gitignore"
-    # Debian's top-level .gitignore ignores everything ("/*"): drop that part.
-    text = gitignore.read_text()
-    gitignore.write_text(text.split("# Debian packaging")[0])
+    if gitignore.exists():
+        # Debian's top-level .gitignore ignores everything ("/*"): drop that part, so git
+        # status in build/src shows new files.  The base commit force-adds every file anyway.
+        text = gitignore.read_text()
+        gitignore.write_text(text.split("# Debian packaging")[0])
     env = dict(os.environ, **_BASE_ENV)
     run_logged(["git", "init", "-q", "-b", "debian", top], log, "git init")
-    run_logged(["git", "-C", top, "add", "-A"], log, "git add base tree")
-    run_logged(["git", "-C", top, "commit", "-q", "-m",
-                f"Linux {kernel_version(top)} ({PACKAGE} {version})"], log, "commit base", env=env)
+    run_logged(["git", "-C", top, "add", "-A", "-f"], log, "git add base tree")
+    run_logged(["git", *_BASE_GIT, "-C", top, "commit", "-q", "--no-verify", "-m",
+                f"Linux {kernel_version(top)} ({base.describe()})"], log, "commit base",
+               env=env)
     run_logged(["git", "-C", top, "tag", "base"], log, "tag base")
-    shutil.rmtree(layout.src, ignore_errors=True)
+    committed = git(top, "ls-files", "-z").count("\0")
+    if committed != entries:
+        raise HarnessError(f"the base commit holds {committed} files but {base.tarball} has "
+                           f"{entries}: git left some out", log)
+    (top / ".git" / f"vmtest-{DEBIAN_FILES}").write_text(
+        split.header() + "\n" + "".join(f"{path}\n" for path in split.debian))
+    old = layout.build / "src.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if layout.src.exists():
+        layout.src.rename(old)
     top.rename(layout.src)
+    shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(tmp)
-    _write_state(layout, "base", version)
+    _write_state(layout, "base", base.version)
+    _write_state(layout, "base-package", base.package)
+    return split
 
 
 def _check_clean(layout: Layout) -> None:
@@ -182,11 +258,11 @@ def _apply(layout: Layout, patches: list[Path], log: Path) -> None:
 def prepare(layout: Layout, log: Path) -> tuple[StageResult, SourceInfo]:
     timer = Timer()
     layout.build.mkdir(parents=True, exist_ok=True)
-    version = package_version()
-    did = []
-    if not (layout.src / ".git").exists() or _read_state(layout, "base") != version:
-        _unpack_base(layout, version, log)
-        did.append(f"unpacked {PACKAGE} {version}")
+    base = debian.fetch(layout, log)
+    did = [] if base.how == "cached" else [base.how]
+    if _needs_unpack(layout, base):
+        split = _unpack_base(layout, base, log)
+        did.append(f"unpacked ({len(split.debian)} files changed by Debian's patches)")
     else:
         _check_clean(layout)
     patches = series_files(layout)
@@ -195,8 +271,10 @@ def prepare(layout: Layout, log: Path) -> tuple[StageResult, SourceInfo]:
         _apply(layout, patches, log)
         _write_state(layout, "series", digest)
         did.append(f"applied {len(patches)} patch(es)")
-    info = SourceInfo(version, kernel_version(layout.src), digest, len(patches))
-    return StageResult("source", timer.elapsed(), ", ".join(did) or "unchanged"), info
+    info = SourceInfo(base.package, base.version, kernel_version(layout.src), digest,
+                      len(patches))
+    detail = ", ".join(d for d in did if d) or "unchanged"
+    return StageResult("source", timer.elapsed(), f"{base.describe()}: {detail}"), info
 
 
 def export_patches(layout: Layout) -> list[str]:
