@@ -7,7 +7,8 @@ gives the same base commit.  The series in patches/ is applied on branch
 ``series``.  Files whose content did not change keep their mtime across
 re-applies, so make rebuilds only what a patch edit touched.
 
-build/src is replaced when the base version changes.
+build/src is replaced only when the base version changes, and never while it
+holds work that is not in patches/.
 """
 from __future__ import annotations
 
@@ -134,7 +135,7 @@ def _touch_all(top: Path) -> None:
 
 
 def _unpack_base(layout: Layout, base: debian.Base, log: Path) -> debian.MtimeSplit:
-    """Replace build/src with the base tree, committed whole."""
+    """Replace build/src with the base tree, committed whole (the caller checked it is clean)."""
     tmp = layout.build / "src.unpack"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -187,18 +188,53 @@ def _unpack_base(layout: Layout, base: debian.Base, log: Path) -> debian.MtimeSp
     return split
 
 
-def _check_clean(layout: Layout) -> None:
-    """Refuse to throw away work done in build/src that is not in patches/."""
+def _unexported_commits(layout: Layout) -> list[str]:
+    """Commits on HEAD, a branch, a tag or the stash that patches/ does not hold."""
+    src = layout.src
     recorded = _read_state(layout, "head")
-    if recorded and git(layout.src, "rev-parse", "HEAD") != recorded:
-        raise HarnessError(
-            f"{layout.src} has commits that are not in patches/: run `make export-patches` to "
-            "keep them, or `make reset-source` to drop them")
-    dirty = git(layout.src, "status", "--porcelain", "--untracked-files=no")
+    known = [BASE]
+    if recorded and subprocess.run(["git", "-C", str(src), "cat-file", "-e",
+                                    recorded + "^{commit}"], capture_output=True).returncode == 0:
+        known.append(recorded)
+    stashes = git(src, "stash", "list", "--format=%H").split()
+    out = git(src, "rev-list", "HEAD", "--branches", "--tags", *stashes, "--not", *known)
+    return out.split()
+
+
+def _check_clean(layout: Layout, replacing: str = "") -> None:
+    """Refuse to throw away work done in build/src that is not in patches/.
+
+    ``replacing`` says why build/src is about to be replaced as a whole; then
+    commits on any branch, tag or the stash count too, and so do untracked files.
+    """
+    src = layout.src
+    why = f" ({replacing}, which replaces {src})" if replacing else ""
+    keep = ("run `make export-patches` to keep them, or `make reset-source` to drop them"
+            if not replacing else "save them (`make export-patches` writes HEAD's commits to "
+            "patches/) or drop them, then rerun")
+    if any((src / ".git" / d).exists() for d in ("rebase-apply", "rebase-merge")):
+        raise HarnessError(f"{src} is in the middle of a git rebase or am{why}: finish or "
+                           "abort it first")
+    if replacing:
+        commits = _unexported_commits(layout)
+        if commits:
+            first = git(src, "log", "--no-walk", "--format=%h %s", commits[0])
+            where = git(src, "name-rev", "--name-only", commits[0], check=False)
+            raise HarnessError(f"{src} has {len(commits)} commit(s) that are not in patches/, "
+                               f"e.g. {first} (on {where}){why}: {keep}")
+    else:
+        recorded = _read_state(layout, "head")
+        if recorded and git(src, "rev-parse", "HEAD") != recorded:
+            raise HarnessError(
+                f"{src} has commits that are not in patches/: run `make export-patches` to "
+                "keep them, or `make reset-source` to drop them")
+    dirty = git(src, "status", "--porcelain",
+                "--untracked-files=" + ("normal" if replacing else "no"))
     if dirty:
         raise HarnessError(
-            f"{layout.src} has uncommitted edits ({dirty.splitlines()[0].strip()} ...): commit "
-            "them and run `make export-patches`, or `make reset-source` to drop them")
+            f"{src} has uncommitted edits or new files ({dirty.splitlines()[0].strip()} ...)"
+            f"{why}: commit them and run `make export-patches`, or `make reset-source` to "
+            "drop edits to tracked files")
 
 
 def _mtimes(src: Path, rev: str) -> dict[str, tuple[str, float]]:
@@ -261,6 +297,9 @@ def prepare(layout: Layout, log: Path) -> tuple[StageResult, SourceInfo]:
     base = debian.fetch(layout, log)
     did = [] if base.how == "cached" else [base.how]
     if _needs_unpack(layout, base):
+        if (layout.src / ".git").exists():
+            old = recorded_base(layout) or "an unknown base"
+            _check_clean(layout, replacing=f"the base moves from {old} to {base.describe()}")
         split = _unpack_base(layout, base, log)
         did.append(f"unpacked ({len(split.debian)} files changed by Debian's patches)")
     else:

@@ -106,6 +106,56 @@ def patch_a(layout: Layout) -> None:
         "@@ -1 +1 @@\n-int f1;\n+int f1 = 1;\n")
 
 
+def _commit_on_series(src: Path) -> None:
+    (src / "lib/f2.c").write_text("int mine;\n")
+    gitc(src, "commit", "-qam", "work in progress")
+
+
+def _commit_on_a_branch(src: Path) -> None:
+    gitc(src, "checkout", "-q", "-b", "mywork")
+    _commit_on_series(src)
+    gitc(src, "checkout", "-q", "series")
+
+
+def _stash(src: Path) -> None:
+    (src / "lib/f2.c").write_text("int stashed;\n")
+    gitc(src, "stash", "-q")
+
+
+def _edit(src: Path) -> None:
+    (src / "lib/f2.c").write_text("int edited;\n")
+
+
+def _new_file(src: Path) -> None:
+    (src / "lib/new.c").write_text("int new;\n")
+
+
+def _rebase_in_progress(src: Path) -> None:
+    (src / ".git" / "rebase-merge").mkdir()
+
+
+@pytest.mark.parametrize(("work", "why"), [
+    (_commit_on_series, r"1 commit\(s\) that are not in patches/, e.g. \w+ work in progress"),
+    (_commit_on_a_branch, r"1 commit\(s\) .* \(on mywork\)"),
+    (_stash, r"commit\(s\) .* \(on stash"),
+    (_edit, "uncommitted edits or new files .*lib/f2.c"),
+    (_new_file, "uncommitted edits or new files .*lib/new.c"),
+    (_rebase_in_progress, "in the middle of a git rebase or am"),
+])
+def test_a_new_upload_never_deletes_unexported_work(layout: Layout, fake_apt: FakeApt,
+                                                   work: object, why: str) -> None:
+    prepare(layout)
+    assert callable(work)
+    work(layout.src)
+    before = sh(layout.src, "git", "rev-parse", "HEAD", "--branches")
+    new_upload(layout, fake_apt)
+    with pytest.raises(HarnessError, match=why) as exc:
+        prepare(layout)
+    assert f"the base moves from linux-source-7.3 {OLD} to linux-source-7.3 {NEW}" in str(exc.value)
+    assert sublevel(layout) == "4"  # build/src untouched
+    assert sh(layout.src, "git", "rev-parse", "HEAD", "--branches") == before
+
+
 def test_a_tree_from_before_the_debian_file_list_is_unpacked_again(layout: Layout) -> None:
     prepare(layout)
     (layout.src / ".git" / "vmtest-debian-files").unlink()
