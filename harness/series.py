@@ -1,4 +1,5 @@
-"""make check-series: checkpatch --strict on every patch, and every patch builds."""
+"""make check-series: checkpatch --strict on every patch, none touches a file Debian's
+patches changed, and every prefix of the series builds (incrementally, in build/src)."""
 from __future__ import annotations
 
 import dataclasses
@@ -36,6 +37,28 @@ def checkpatch(layout: Layout, patch: Path) -> tuple[bool, str]:
     return ok, detail
 
 
+_DIFF = re.compile(r"^diff --git a/(\S+) b/(\S+)$")
+_RENAME = re.compile(r"^(?:rename|copy) (?:from|to) (\S+)$")
+
+
+def touched_files(patch_text: str) -> set[str]:
+    """Every path a format-patch file changes, both sides of renames included."""
+    out: set[str] = set()
+    for line in patch_text.splitlines():
+        if m := _DIFF.match(line):
+            out.update(m.groups())
+        elif m := _RENAME.match(line):
+            out.add(m.group(1))
+    return out
+
+
+def debian_conflicts(patches: list[Path], debian: list[str]) -> list[tuple[str, str]]:
+    """(patch, file) for each file a patch touches that Debian's own patches changed."""
+    changed = set(debian)
+    return [(patch.name, path) for patch in patches
+            for path in sorted(touched_files(patch.read_text(errors="replace")) & changed)]
+
+
 def _stamp(layout: Layout) -> Path:
     return layout.build / "series-built.txt"
 
@@ -58,7 +81,7 @@ def prepare(layout: Layout, log: Path) -> None:
 
 
 def check(layout: Layout, log: Path) -> int:
-    """checkpatch every patch, then build every prefix of the series in its own worktree."""
+    """checkpatch every patch, none on a Debian-patched file, every prefix builds (worktree)."""
     patches = source.series_files(layout)
     failures = []
     for patch in patches:
@@ -67,6 +90,13 @@ def check(layout: Layout, log: Path) -> int:
         print(f"[checkpatch] {patch.name}: {detail}", flush=True)
         if not ok:
             failures.append(f"{patch.name}: checkpatch: {detail}")
+    debian = source.debian_files(layout)
+    conflicts = debian_conflicts(patches, debian)
+    for name, path in conflicts:
+        failures.append(f"{name}: touches {path}, which Debian's own patches changed (the "
+                        "series must also apply to pristine upstream)")
+    touched = f"{len(conflicts)} patched file(s) are" if conflicts else "no patch touches any"
+    print(f"[debian] {touched} of the {len(debian)} files Debian's patches changed", flush=True)
     commits = git(layout.src, "rev-list", "--reverse", f"{source.BASE}..series").split()
     if len(commits) != len(patches):
         raise HarnessError(f"{len(patches)} patches but {len(commits)} commits on "
