@@ -263,9 +263,10 @@ def _dispatch(s: Session, args: argparse.Namespace) -> int:
     elif stage == "bench":
         return cmd_bench(s)
     elif stage == "check-series":
-        with _exclusive(s.layout):
-            series.prepare(s.layout, s.log("check-series"))
-        return series.check(s.layout, s.log("check-series"))
+        with _exclusive(s.layout):  # it builds in build/src and obj-<profile>: the whole run
+            s.source()
+            s.config()
+            return series.check(s.layout, s.log("check-series"))
     elif stage == "export-patches":
         for name in source.export_patches(s.layout):
             print(name)

@@ -2,7 +2,6 @@
 patches changed, and every prefix of the series builds (incrementally, in build/src)."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import re
@@ -10,10 +9,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from harness import build, kconfig, source
+from harness import build, source
 from harness.errors import HarnessError
 from harness.layout import Layout
-from harness.proc import git, run_logged
+from harness.proc import Timer, git
 
 _TOTAL = re.compile(r"total: (\d+) errors, (\d+) warnings, (?:(\d+) checks, )?")
 
@@ -60,28 +59,12 @@ def debian_conflicts(patches: list[Path], debian: list[str]) -> list[tuple[str, 
 
 
 def _stamp(layout: Layout) -> Path:
-    return layout.build / "series-built.txt"
-
-
-def _worktree(layout: Layout, log: Path) -> Path:
-    """A second checkout of build/src, so bisect builds never touch build/src."""
-    tree = layout.build / "series-src"
-    if not (tree / ".git").exists():
-        git(layout.src, "worktree", "prune")
-        print(f"[bisect] creating the worktree {tree} (once)", flush=True)
-        run_logged(["git", "-C", layout.src, "worktree", "add", "--detach", "-f", tree,
-                    source.BASE], log, "git worktree add")
-    return tree
-
-
-def prepare(layout: Layout, log: Path) -> None:
-    """Bring build/src and the default .config up to date (under the build lock)."""
-    source.prepare(layout, log)
-    kconfig.configure(layout, log)
+    """Which (tree, config) pairs were built in this obj folder."""
+    return layout.obj / "vmtest-series-built.txt"
 
 
 def check(layout: Layout, log: Path) -> int:
-    """checkpatch every patch, none on a Debian-patched file, every prefix builds (worktree)."""
+    """checkpatch every patch, no patch on a Debian-patched file, every prefix builds."""
     patches = source.series_files(layout)
     failures = []
     for patch in patches:
@@ -97,34 +80,78 @@ def check(layout: Layout, log: Path) -> int:
                         "series must also apply to pristine upstream)")
     touched = f"{len(conflicts)} patched file(s) are" if conflicts else "no patch touches any"
     print(f"[debian] {touched} of the {len(debian)} files Debian's patches changed", flush=True)
-    commits = git(layout.src, "rev-list", "--reverse", f"{source.BASE}..series").split()
-    if len(commits) != len(patches):
-        raise HarnessError(f"{len(patches)} patches but {len(commits)} commits on "
-                           f"{layout.src} branch series")
-    series = dataclasses.replace(layout, obj_name="obj-series")
-    series.obj.mkdir(parents=True, exist_ok=True)
-    config_text = (layout.obj / ".config").read_text()
-    config_hash = hashlib.sha256(config_text.encode()).hexdigest()[:16]
-    done = set(_stamp(layout).read_text().split()) if _stamp(layout).exists() else set()
-    tree = _worktree(layout, log) if patches else layout.src
-    for patch, commit in zip(patches, commits, strict=True):
-        key = f"{git(layout.src, 'rev-parse', commit + '^{tree}')}:{config_hash}"
-        if key in done:
-            print(f"[bisect] {patch.name}: built before", flush=True)
-            continue
-        git(tree, "checkout", "-q", "--detach", commit)
-        shutil.copyfile(layout.obj / ".config", series.obj / ".config")
-        try:
-            build.make(series, ["olddefconfig"], log, "olddefconfig", src=tree)
-            build.make(series, ["bzImage"], log, f"build {patch.name}", src=tree)
-        except HarnessError as exc:
-            failures.append(f"{patch.name}: does not build: {exc.message}")
-            print(f"[bisect] {patch.name}: FAILED {exc.message}", flush=True)
-            continue
-        done.add(key)
-        _stamp(layout).write_text("\n".join(sorted(done)) + "\n")
-        print(f"[bisect] {patch.name}: builds", flush=True)
+    failures += bisect(layout, patches, log)
     for failure in failures:
         print(f"FAILED {failure}")
     print(f"check-series: {len(patches)} patch(es), {len(failures)} problem(s); log: {log}")
     return 1 if failures else 0
+
+
+def bisect(layout: Layout, patches: list[Path], log: Path) -> list[str]:
+    """Build every prefix of the series in build/src itself, into the profile's obj folder.
+
+    The prefixes build incrementally over the objects vmtest uses, so one cold
+    build serves both.  build/src must be clean and at the exported series; it
+    returns to the series head, with the full .config, and with the old mtime on
+    every file whose content is back to what it was, so vmtest (and the other
+    profile) rebuild nothing.
+    """
+    src = layout.src
+    head = source.exported_head(layout)
+    commits = git(src, "rev-list", "--reverse", f"{source.BASE}..{head}").split()
+    if len(commits) != len(patches):
+        raise HarnessError(f"{len(patches)} patches but {len(commits)} commits on "
+                           f"{src} branch series")
+    config = layout.obj / ".config"
+    full = layout.obj / ".config.vmtest-full"
+    shutil.copy2(config, full)
+    config_hash = hashlib.sha256(full.read_bytes()).hexdigest()[:16]
+    done = set(_stamp(layout).read_text().split()) if _stamp(layout).exists() else set()
+    keys = [f"{git(src, 'rev-parse', c + '^{tree}')}:{config_hash}" for c in commits]
+    todo = [i for i, key in enumerate(keys) if key not in done]
+    if todo and todo[-1] != len(commits) - 1:
+        todo.append(len(commits) - 1)  # end on the head, so the objects match the tree
+    for i, patch in enumerate(patches):
+        if i not in todo:
+            print(f"[bisect] {patch.name}: built before", flush=True)
+    if not todo:
+        full.unlink()
+        return []
+    names = sorted(set(git(src, "log", "--format=", "--name-only",
+                           f"{source.BASE}..{head}").split()))
+    before = source.snapshot(src, head, names)
+    failures = []
+    head_built = False
+    source.begin_bisect(layout, head)
+    try:
+        for i in todo:
+            patch, commit = patches[i], commits[i]
+            git(src, "checkout", "-q", "--detach", commit)
+            shutil.copyfile(full, config)  # later patches add options: olddefconfig drops them
+            timer = Timer()
+            try:
+                build.make(layout, ["olddefconfig"], log, "olddefconfig")
+                steps = build.make(layout, ["bzImage"], log, f"build {patch.name}")
+            except HarnessError as exc:
+                failures.append(f"{patch.name}: does not build: {exc.message}")
+                print(f"[bisect] {patch.name}: FAILED {exc.message}", flush=True)
+                head_built = False
+                continue
+            head_built = i == len(commits) - 1
+            done.add(keys[i])
+            _stamp(layout).write_text("\n".join(sorted(done)) + "\n")
+            print(f"[bisect] {patch.name}: builds ({steps} kbuild steps, "
+                  f"{timer.elapsed():.1f}s)", flush=True)
+    finally:
+        git(src, "checkout", "-q", "series")
+        if head_built and config.read_bytes() == full.read_bytes():
+            shutil.copy2(full, config)  # auto.conf already matches it: keep the old mtime
+        else:
+            shutil.copyfile(full, config)  # newer than auto.conf: kbuild syncs it
+        full.unlink()
+        if head_built:
+            # The last build compiled the head; files back at their pre-bisect content
+            # get their old mtime, so the other profile's objects stay valid too.
+            source.restore_mtimes(src, before)
+        source.end_bisect(layout)
+    return failures

@@ -34,6 +34,9 @@ _BASE_ENV = {"GIT_AUTHOR_NAME": "base", "GIT_AUTHOR_EMAIL": "base@localhost",
              "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
              "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
 DEBIAN_FILES = "debian-files"  # .git/vmtest-debian-files: what Debian's patches changed
+BISECT = "bisect"  # .git/vmtest-bisect: the series head while check-series bisects
+LEGACY_WORKTREE = "series-src"  # where check-series used to bisect, before it used build/src
+LEGACY_OBJ = "obj-series"
 
 
 @dataclass(frozen=True)
@@ -237,13 +240,43 @@ def _check_clean(layout: Layout, replacing: str = "") -> None:
             "drop edits to tracked files")
 
 
-def _mtimes(src: Path, rev: str) -> dict[str, tuple[str, float]]:
-    """Blob id and mtime of every file the series at ``rev`` touches."""
+def retire_worktree(layout: Layout) -> list[str]:
+    """Remove build/series-src and build/obj-series, where check-series used to bisect.
+
+    The worktree is left alone (and the run refused) if it holds edits or commits.
+    A worktree whose repository is gone (build/src was replaced) is just a folder.
+    """
+    notes = []
+    tree = layout.build / LEGACY_WORKTREE
+    if tree.exists():
+        gitfile = tree / ".git"
+        gitdir = Path(gitfile.read_text().partition("gitdir:")[2].strip()) \
+            if gitfile.is_file() else None
+        if gitdir is not None and gitdir.exists():
+            dirty = git(tree, "status", "--porcelain", "--untracked-files=no")
+            loose = git(tree, "rev-list", "HEAD", "--not", "--branches", "--tags")
+            if dirty or loose:
+                raise HarnessError(f"{tree} (the old check-series worktree) holds "
+                                   f"{'edits' if dirty else 'commits on no branch'}; save "
+                                   f"them and remove it with `git -C {layout.src} worktree "
+                                   f"remove --force {tree}`")
+            git(layout.src, "worktree", "remove", "--force", str(tree))
+        else:
+            shutil.rmtree(tree)
+        notes.append(f"removed the old check-series worktree {tree}")
+    if (layout.src / ".git").exists():
+        git(layout.src, "worktree", "prune", check=False)
+    obj = layout.build / LEGACY_OBJ
+    if obj.exists():
+        shutil.rmtree(obj)
+        notes.append(f"removed {obj} (check-series builds in obj-<profile> now)")
+    return notes
+
+
+def snapshot(src: Path, rev: str, names: list[str]) -> dict[str, tuple[str, float]]:
+    """Blob id at ``rev`` and mtime on disk of each of ``names`` that exists in both."""
     out: dict[str, tuple[str, float]] = {}
-    if not rev:
-        return out
-    names = git(src, "diff", "--name-only", BASE, rev).splitlines()
-    if not names:
+    if not rev or not names:
         return out
     blobs = dict(line.split("\t", 1)[::-1] for line in
                  git(src, "ls-tree", "-r", rev, "--format=%(objectname)\t%(path)", "--",
@@ -255,12 +288,56 @@ def _mtimes(src: Path, rev: str) -> dict[str, tuple[str, float]]:
     return out
 
 
+def _mtimes(src: Path, rev: str) -> dict[str, tuple[str, float]]:
+    """Blob id and mtime of every file the series at ``rev`` touches."""
+    if not rev:
+        return {}
+    return snapshot(src, rev, git(src, "diff", "--name-only", BASE, rev).splitlines())
+
+
 def restore_mtimes(src: Path, before: dict[str, tuple[str, float]]) -> None:
     """Files whose content is what it was get their old mtime: make skips them."""
-    after = _mtimes(src, git(src, "rev-parse", "HEAD"))
+    after = snapshot(src, git(src, "rev-parse", "HEAD"), list(before))
     for name, (blob, mtime) in before.items():
         if after.get(name, ("", 0.0))[0] == blob:
             os.utime(src / name, (mtime, mtime))
+
+
+def exported_head(layout: Layout) -> str:
+    """The series head, after checking build/src is clean and holds exactly patches/."""
+    _check_clean(layout)
+    src = layout.src
+    branch = git(src, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+    if branch != "series":
+        raise HarnessError(f"{src} is on {branch or 'a detached HEAD'}, not on branch series: "
+                           "`make reset-source` and rerun")
+    if _read_state(layout, "series") != series_hash(series_files(layout)):
+        raise HarnessError(f"patches/ changed since {src} was brought up to date: rerun")
+    return git(src, "rev-parse", "HEAD")
+
+
+def begin_bisect(layout: Layout, head: str) -> None:
+    _write_state(layout, BISECT, head)
+
+
+def end_bisect(layout: Layout) -> None:
+    _state(layout, BISECT).unlink(missing_ok=True)
+
+
+def recover_bisect(layout: Layout) -> str:
+    """Back to branch series if a check-series run died in the middle of its bisect."""
+    head = _read_state(layout, BISECT)
+    if not head:
+        return ""
+    src = layout.src
+    prefixes = [*git(src, "rev-list", f"{BASE}..{head}").split(), head]
+    at = git(src, "rev-parse", "HEAD")
+    dirty = git(src, "status", "--porcelain", "--untracked-files=no")
+    end_bisect(layout)
+    if at not in prefixes or dirty:
+        return ""  # someone worked here since: _check_clean decides
+    git(src, "checkout", "-q", "series")  # changed files get fresh mtimes: make rebuilds them
+    return "back on branch series after an interrupted check-series"
 
 
 def _apply(layout: Layout, patches: list[Path], log: Path) -> None:
@@ -296,6 +373,7 @@ def prepare(layout: Layout, log: Path) -> tuple[StageResult, SourceInfo]:
     layout.build.mkdir(parents=True, exist_ok=True)
     base = debian.fetch(layout, log)
     did = [] if base.how == "cached" else [base.how]
+    did += retire_worktree(layout)
     if _needs_unpack(layout, base):
         if (layout.src / ".git").exists():
             old = recorded_base(layout) or "an unknown base"
@@ -303,6 +381,7 @@ def prepare(layout: Layout, log: Path) -> tuple[StageResult, SourceInfo]:
         split = _unpack_base(layout, base, log)
         did.append(f"unpacked ({len(split.debian)} files changed by Debian's patches)")
     else:
+        did.append(recover_bisect(layout))
         _check_clean(layout)
     patches = series_files(layout)
     digest = series_hash(patches)
@@ -319,6 +398,7 @@ def prepare(layout: Layout, log: Path) -> tuple[StageResult, SourceInfo]:
 def export_patches(layout: Layout) -> list[str]:
     """Regenerate patches/ from build/src (base..HEAD); the only way edits get saved."""
     src = layout.src
+    recover_bisect(layout)  # never export a bisect prefix as the whole series
     dirty = git(src, "status", "--porcelain", "--untracked-files=no")
     if dirty:
         raise HarnessError(f"{src} has uncommitted edits: commit them first")
@@ -336,5 +416,6 @@ def reset_source(layout: Layout) -> None:
     """Forget local edits in build/src; the next run re-applies patches/."""
     git(layout.src, "am", "--abort", check=False)
     git(layout.src, "checkout", "-q", "-f", "-B", "series", BASE)
+    end_bisect(layout)
     _write_state(layout, "head", git(layout.src, "rev-parse", "HEAD"))
     _write_state(layout, "series", "")

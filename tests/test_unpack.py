@@ -161,3 +161,49 @@ def test_a_tree_from_before_the_debian_file_list_is_unpacked_again(layout: Layou
     (layout.src / ".git" / "vmtest-debian-files").unlink()
     assert "unpacked" in prepare(layout)
     assert source.debian_files(layout) == ["Makefile", "fs/namei.c"]
+
+
+# --- the worktree check-series used to bisect in --------------------------------------
+
+def _legacy_worktree(layout: Layout) -> Path:
+    tree = layout.build / "series-src"
+    sh(layout.src, "git", "worktree", "add", "-q", "--detach", "-f", str(tree), "base")
+    (layout.build / "obj-series").mkdir()
+    return tree
+
+
+def test_the_old_worktree_and_its_objects_are_retired(layout: Layout) -> None:
+    prepare(layout)
+    tree = _legacy_worktree(layout)
+    detail = prepare(layout)
+    assert f"removed the old check-series worktree {tree}" in detail
+    assert not tree.exists() and not (layout.build / "obj-series").exists()
+    assert len(sh(layout.src, "git", "worktree", "list").splitlines()) == 1
+
+
+def test_the_old_worktree_with_edits_stops_the_run(layout: Layout) -> None:
+    prepare(layout)
+    tree = _legacy_worktree(layout)
+    (tree / "lib/f3.c").write_text("int edited;\n")
+    with pytest.raises(HarnessError, match="old check-series worktree\\) holds edits"):
+        prepare(layout)
+    assert (tree / "lib/f3.c").read_text() == "int edited;\n"
+
+
+def test_switching_bases_leaves_no_broken_worktree(layout: Layout, fake_apt: FakeApt) -> None:
+    prepare(layout)
+    tree = _legacy_worktree(layout)
+    new_upload(layout, fake_apt)
+    prepare(layout)
+    assert sublevel(layout) == "5"
+    assert not tree.exists()
+    assert len(sh(layout.src, "git", "worktree", "list").splitlines()) == 1
+
+
+def test_a_worktree_orphaned_by_an_earlier_switch_is_removed(layout: Layout) -> None:
+    prepare(layout)
+    tree = _legacy_worktree(layout)
+    # What the old harness left behind: the worktree's repository was replaced.
+    sh(layout.src, "rm", "-rf", ".git/worktrees")
+    prepare(layout)
+    assert not tree.exists()
