@@ -16,7 +16,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import bench, build, debian, deps, kconfig, report, series, source, splat, suite, vm
+from harness import (
+    bench,
+    build,
+    debian,
+    deps,
+    kconfig,
+    report,
+    series,
+    source,
+    splat,
+    suite,
+    upstream,
+    vm,
+)
 from harness.errors import HarnessError
 from harness.ktap import Status, TestResult
 from harness.layout import PROFILES, Layout, default_layout
@@ -65,6 +78,8 @@ class Session:
     def build(self, target: str = "all") -> None:
         self.stage(build.build_kernel(self.layout, self.log("build")))
         self.stage(build.build_selftests(self.layout, self.log("build"), target))
+        if target == "all":
+            self.stage(upstream.build(self.layout, self.log("build")))
 
     def run(self, tests: list[vm.GuestTest], echo: bool = True) -> vm.VmOutcome:
         vng = str(self.layout.repo / ".venv" / "bin" / "vng")
@@ -105,6 +120,8 @@ class Session:
         _link_latest(self.layout, self.results)
         print()
         print("".join(report.summary(rep).splitlines(keepends=True)[:-1]), end="")
+        for line in _upstream_skips(self.layout, suites):
+            print(line)
         print("where the time went: " + ", ".join(
             f"{t.stage} {t.elapsed:.0f}s" for t in self.timings))
         if problem:
@@ -112,6 +129,15 @@ class Session:
         print(f"logs and results: {self.results}")
         print(rep.counts().line())
         return 0 if rep.ok else 1
+
+
+def _upstream_skips(layout: Layout, suites: list[TestResult]) -> list[str]:
+    """One line per skip of an upstream program: listed in the expected-skips file or not."""
+    try:
+        names = {p.name for p in upstream.programs(layout)}
+    except HarnessError:
+        names = set()
+    return upstream.review_skips(suites, names, upstream.load_skips(layout)).lines()
 
 
 def _vm_failure(problem: str) -> TestResult:

@@ -11,10 +11,11 @@ from harness.layout import Layout
 from harness.proc import StageResult, Timer, run_logged
 
 # The kernel source is not among them: the source stage fetches linux-source-7.3 from
-# trixie-backports itself (harness/debian.py), without root.
+# trixie-backports itself (harness/debian.py), without root.  libcap-dev: upstream's
+# mount-notify and statmount selftests link with -lcap.
 PACKAGES = ["qemu-system-x86", "udev", "gcc", "make", "flex", "bison", "bc", "libelf-dev",
             "libssl-dev", "cpio", "rsync", "ccache", "keyutils", "git", "python3-venv",
-            "sparse", "perl", "xz-utils", "debian-archive-keyring"]
+            "sparse", "perl", "libcap-dev", "xz-utils", "debian-archive-keyring"]
 REQUIREMENTS = "requirements.txt"
 
 

@@ -51,6 +51,7 @@ _VERSION = re.compile(r"^\s*(K?TAP) version \d+\s*$")
 _PLAN = re.compile(r"^\s*1\.\.(\d+)")
 _RESULT = re.compile(r"^(\s*)(not ok|ok)\s+(\d+)\s*(?:-\s*)?([^#]*?)\s*(?:#\s*(.*))?$")
 _SUBTEST = re.compile(r"^\s*#\s*Subtest:\s*(.*)$")
+_SKIP_ALL = re.compile(r"^\s*1\.\.0\s*#\s*SKIP\b\s*(.*)$", re.IGNORECASE)
 
 
 def _strip(line: str) -> str:
@@ -84,7 +85,8 @@ class _Block:
 def parse(lines: list[str], name: str = "main") -> TestResult:
     """Parse one KTAP document into a result named ``name``.
 
-    A document with no TAP at all is CRASHED with the reason "no KTAP output".
+    A document with no TAP at all is CRASHED with the reason "no KTAP output";
+    "1..0 # SKIP why" makes the whole document one skipped result.
     """
     clean = [_strip(line) for line in lines]
     start = next((i for i, line in enumerate(clean) if _VERSION.match(line)), None)
@@ -95,6 +97,12 @@ def parse(lines: list[str], name: str = "main") -> TestResult:
         return TestResult(name, Status.CRASHED, "no KTAP output", log=clean)
     top = _parse_block(clean[start:], _indent(clean[start]))
     root = TestResult(name, log=clean)
+    if top.plan == 0 and not top.results:
+        # "1..0 # SKIP why": the whole program skipped (kselftest's ksft_exit_skip).
+        skip = next((m for line in clean[start:] if (m := _SKIP_ALL.match(line))), None)
+        if skip:
+            root.status, root.reason = Status.SKIPPED, skip.group(1).strip()
+            return root
     root.subtests = top.results
     _fill_missing(root, top.plan)
     root.status = _aggregate(root.subtests)
