@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import ktap, upstream
-from harness.build import list_selftests
+from harness.build import selftest_programs
 from harness.ktap import Status, TestResult
 from harness.layout import Layout
 from harness.vm import GuestTest
@@ -34,9 +34,9 @@ CHECKERS = [
 def guest_tests(layout: Layout, python: Path) -> list[GuestTest]:
     # KASAN, lockdep and kmemleak make the guest about three times slower.
     scale = 3 if layout.profile == "debug" else 1
+    # Never dropped: a program that did not build fails as "command not found".
     tests = [GuestTest(p.name, shlex.quote(str(p)), SELFTEST_TIMEOUT * scale)
-             for p in list_selftests(layout)]
-    # Never dropped: a program that was not built fails as "command not found".
+             for p in selftest_programs(layout)]
     tests += [GuestTest(p.name, upstream.guest_command(layout, p), upstream.TIMEOUT * scale)
               for p in upstream.programs(layout)]
     env = (f"cd {shlex.quote(str(layout.repo))} && PYTHONPATH={shlex.quote(str(layout.repo))} "

@@ -1,0 +1,57 @@
+"""A selftest that does not compile is reported, and the others still run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import build
+from harness.errors import HarnessError
+from harness.layout import Layout
+
+# The shape of selftests/Makefile: every *.c a program in $(OUT), plus a helper.
+MAKEFILE = """\
+TESTS := $(sort $(basename $(notdir $(wildcard *.c))))
+all: $(addprefix $(OUT)/,$(TESTS)) $(OUT)/helper
+$(OUT)/%: %.c
+\tmkdir -p $(OUT) && cc -o $@ $<
+$(OUT)/helper: helper.src
+\tmkdir -p $(OUT) && cp $< $@ && chmod +x $@
+"""
+
+
+@pytest.fixture
+def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Layout:
+    monkeypatch.setenv("VMTEST_BUILD_DIR", str(tmp_path / "build"))
+    layout = Layout(tmp_path)
+    layout.selftests.mkdir()
+    (layout.selftests / "Makefile").write_text(MAKEFILE)
+    (layout.selftests / "good_test.c").write_text("int main(void) { return 0; }\n")
+    (layout.selftests / "bad_test.c").write_text("int main(void) { return 0; }\n")
+    (layout.selftests / "helper.src").write_text("#!/bin/sh\n")
+    return layout
+
+
+def test_a_program_that_does_not_compile_does_not_stop_the_rest(layout: Layout) -> None:
+    log = layout.build / "log"
+    build.build_selftests(layout, log)
+    stale = layout.selftests_out / "bad_test"
+    assert stale.exists()
+    (layout.selftests / "bad_test.c").write_text("int main(void) { return nope; }\n")
+    res = build.build_selftests(layout, log)
+    assert res.detail.startswith("2 programs; bad_test did not build: ")
+    assert "nope" in res.detail
+    assert not stale.exists()  # no stale binary runs in its place
+    # It still goes into the VM's list (suite.guest_tests), and fails there.
+    assert [p.name for p in build.selftest_programs(layout)] == ["bad_test", "good_test"]
+
+
+def test_a_broken_helper_is_a_harness_error(layout: Layout) -> None:
+    (layout.selftests / "helper.src").unlink()
+    with pytest.raises(HarnessError, match="selftests build failed"):
+        build.build_selftests(layout, layout.build / "log")
+
+
+def test_a_broken_benchmark_build_is_a_harness_error(layout: Layout) -> None:
+    with pytest.raises(HarnessError, match="selftests build failed"):
+        build.build_selftests(layout, layout.build / "log", "bench")
