@@ -335,3 +335,16 @@ def test_driver_location(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VMTEST_SELFTESTS")
     assert rd.locate_driver(None).parts[-3:] == ("selftests", "drivers", "ring_diff_driver")
     assert os.path.isabs(rd.locate_driver(None))
+
+
+def test_replay_results_of_a_broken_trace_is_a_failure(fake_driver: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VMTEST_RESULTS", str(tmp_path))
+    assert rd.main(["--driver", str(fake_driver), "--ops", "50", "--record",
+                    "--subtest", "ring_1page"], io.StringIO()) == 0
+    (tmp_path / "ring_diff.trace" / "ring_1page.trace").write_bytes(b"WQRDIFF1" + bytes(40))
+    (tmp_path / "ring_diff.rc").write_text("0\n")
+    assert rd.replay_results(tmp_path) == 1
+    result = ktap.parse((tmp_path / "ring_diff.out").read_text().splitlines())
+    assert result.status is ktap.Status.FAILED
+    assert (tmp_path / "ring_diff.rc").read_text() == "1\n"

@@ -164,10 +164,11 @@ def report(rec: Recording, folder: Path, out: TextIO | None = None) -> bool:
     # The model takes the constants of the kernel the driver ran on: on the
     # host, the uapi.json beside the selftests the guest used.
     from harness import uapi
-    if rec.selftests and (Path(rec.selftests) / uapi.FILE_NAME).exists():
-        os.environ.setdefault(uapi.ENV_FILE, str(Path(rec.selftests) / uapi.FILE_NAME))
+    if (not os.environ.get(uapi.ENV_FILE) and rec.selftests
+            and (Path(rec.selftests) / uapi.FILE_NAME).exists()):
+        os.environ[uapi.ENV_FILE] = str(Path(rec.selftests) / uapi.FILE_NAME)
     from harness.checkers.ring_replay import replay
-    from harness.ring_trace import decode
+    from harness.ring_trace import TraceError, decode
     ktap = KtapWriter(out)
     ktap.header(len(rec.subtests))
     per_sub = rec.subtests[0].ops if rec.subtests else 0
@@ -184,7 +185,13 @@ def report(rec: Recording, folder: Path, out: TextIO | None = None) -> bool:
             ktap.diag(f"{sub.name}: driver exited {sub.rc}: {sub.stderr or 'no message'}")
         else:
             start = time.monotonic()
-            res = replay(decode((folder / sub.trace).read_bytes()))
+            try:
+                res = replay(decode((folder / sub.trace).read_bytes()))
+            except (OSError, TraceError) as e:
+                ktap.diag(f"{sub.name}: no trace to replay: {e}")
+                ktap.result(n, sub.name, False)
+                all_ok = False
+                continue
             took = time.monotonic() - start
             if res.failure is None:
                 ok = True
@@ -212,15 +219,21 @@ def replay_results(results: Path, name: str = "ring_diff") -> int:
     try:
         rec = load_recording(folder)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        out.write_text(f"KTAP version 1\n1..1\n# no trace to replay in {folder}: {e}\n"
-                       f"not ok 1 {name}\n")
-        rc = 1
+        rc = _fail(out, name, f"no trace to replay in {folder}: {e}")
     else:
-        with out.open("w") as f:
-            rc = 0 if report(rec, folder, f) else 1
+        try:
+            with out.open("w") as f:
+                rc = 0 if report(rec, folder, f) else 1
+        except Exception as e:  # a broken trace or no uapi.json: a failure, not a crash
+            rc = _fail(out, name, f"replay of {folder} failed: {e}")
     if guest_rc is not None:
         rc_file.write_text(f"{guest_rc if guest_rc not in (0, 1) else rc}\n")
     return rc
+
+
+def _fail(out: Path, name: str, why: str) -> int:
+    out.write_text(f"KTAP version 1\n1..1\n# {why}\nnot ok 1 {name}\n")
+    return 1
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
