@@ -44,7 +44,7 @@ unit: $(VPY)
 
 lint: $(VPY)
 	$(VPY) -m ruff check harness tests
-	$(VPY) -m mypy harness
+	$(VPY) -m mypy harness tests
 
 test: unit lint check-series vmtest
 

@@ -90,3 +90,18 @@ def test_bench_lines_become_tables() -> None:
                                        "batch 16": {"ring ns/rec": "40"}}}
     text = bench.render(tables)
     assert "## ring vs pipe" in text and "batch 16" in text and text.count("-") >= 1
+
+
+def test_collect_replays_host_replay_checkers_on_the_host(tmp_path: Path) -> None:
+    """ring_diff records in the guest; collect() replays on the host and keeps the guest's."""
+    (tmp_path / "ring_diff.out").write_text("recorded 4 subtests\n")
+    (tmp_path / "ring_diff.rc").write_text("0\n")
+    [result] = suite.collect(tmp_path, [GuestTest("ring_diff", "cmd", 30)])
+    assert (tmp_path / "ring_diff.guest.out").read_text() == "recorded 4 subtests\n"
+    assert "no trace to replay" in (tmp_path / "ring_diff.out").read_text()
+    assert result.status is Status.FAILED
+
+
+def test_ring_diff_records_in_the_guest() -> None:
+    entry = next(c for c in suite.CHECKERS if c.name == "ring_diff")
+    assert entry.args == ("--record",) and entry.host_replay
