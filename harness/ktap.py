@@ -18,6 +18,7 @@ class Status(enum.Enum):
     SKIPPED = "skipped"
     XFAIL = "xfail"
     CRASHED = "crashed"
+    UNLISTED = "skipped, not listed"  # a skip selftests/expected-skips.txt does not list
 
     @property
     def counts_as(self) -> str:

@@ -8,10 +8,8 @@ in the same VM as the project's programs, each with a writable / of its own
 (harness/guest/writable-root.sh); their KTAP lands in the verdict table.
 
 A test of theirs that cannot run in the lean VM still counts (as a skip) and is
-listed, with why, in selftests/upstream-skips.txt: one ``program.test<TAB>reason``
-a line, where program and test are the table's names (the test part of a
-whole-program skip, "1..0 # SKIP", is ``*``).  review_skips() tells listed
-skips from unlisted ones, and listed entries that no longer skip.
+listed, with why, in selftests/expected-skips.txt (harness/skips.py), like
+every other program's.
 """
 from __future__ import annotations
 
@@ -23,7 +21,6 @@ from pathlib import Path
 
 from harness.build import jobs
 from harness.errors import HarnessError
-from harness.ktap import Status, TestResult
 from harness.layout import Layout
 from harness.proc import StageResult, Timer, run_logged
 
@@ -31,9 +28,7 @@ SUITES = ("filesystems/mount-notify", "filesystems/statmount")
 # Upstream's tests expect a writable / (statmount_test_ns makes its folders there); the
 # guest's / is the host's, read-only.  This runs each in a throwaway overlay of it.
 WRITABLE_ROOT = Path("harness") / "guest" / "writable-root.sh"
-SKIPS = Path("selftests") / "upstream-skips.txt"
 TIMEOUT = 300
-WHOLE_PROGRAM = "*"
 _STAMP = ".vmtest-inputs"
 _GEN_PROGS = re.compile(r"^TEST_GEN_PROGS\s*(:=|\+=|\?=|=)\s*(.*?)\s*$")
 
@@ -124,84 +119,3 @@ def build(layout: Layout, log: Path) -> StageResult:
         raise HarnessError(f"the upstream selftests build made no {', '.join(missing)}", log)
     stamp.write_text(digest + "\n")
     return StageResult("upstream", timer.elapsed(), f"{len(progs)} programs built")
-
-
-# --- expected skips ---------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ExpectedSkip:
-    program: str
-    test: str  # WHOLE_PROGRAM for "1..0 # SKIP"
-    reason: str
-    origin: str  # file:line
-
-    @property
-    def key(self) -> str:
-        return f"{self.program}.{self.test}"
-
-
-def parse_skips(text: str, origin: str) -> dict[str, ExpectedSkip]:
-    """``program.test<TAB>reason`` lines; blank lines and ``#`` comments are ignored."""
-    out: dict[str, ExpectedSkip] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        where = f"{origin}:{number}"
-        if not line.strip() or line.startswith("#"):
-            continue
-        key, tab, reason = line.partition("\t")
-        program, dot, test = key.partition(".")
-        if not tab or not reason.strip():
-            raise HarnessError(f"{where}: expected program.test<TAB>reason: {line!r}")
-        if not dot or not program or not test or key != key.strip():
-            raise HarnessError(f"{where}: {key!r} is not program.test")
-        if key in out:
-            raise HarnessError(f"{where}: {key} is listed twice (first at {out[key].origin})")
-        out[key] = ExpectedSkip(program, test, reason.strip(), where)
-    return out
-
-
-def load_skips(layout: Layout) -> dict[str, ExpectedSkip]:
-    path = layout.repo / SKIPS
-    return parse_skips(path.read_text(), str(SKIPS)) if path.exists() else {}
-
-
-def skip_key(suite: TestResult, leaf: TestResult) -> str:
-    return f"{suite.name}.{WHOLE_PROGRAM if leaf is suite else leaf.name}"
-
-
-@dataclass
-class SkipReview:
-    listed: list[tuple[str, str, ExpectedSkip]]  # key, the test's own reason, the entry
-    unlisted: list[tuple[str, str]]  # key, the test's own reason
-    stale: list[ExpectedSkip]  # listed, ran, and did not skip
-
-    def lines(self) -> list[str]:
-        out = [f"SKIPPED {key} ({why or 'no reason given'}): expected, {entry.reason}"
-               for key, why, entry in self.listed]
-        out += [f"SKIPPED {key} ({why or 'no reason given'}): NOT LISTED in {SKIPS}"
-                for key, why in self.unlisted]
-        out += [f"note: {e.key} is listed in {SKIPS} ({e.origin}) but did not skip"
-                for e in self.stale]
-        return out
-
-
-def review_skips(suites: list[TestResult], names: set[str],
-                 expected: dict[str, ExpectedSkip]) -> SkipReview:
-    """Sort the skips of the upstream programs ``names`` by whether the file lists them."""
-    review = SkipReview([], [], [])
-    ran: set[str] = set()
-    for suite in suites:
-        if suite.name not in names:
-            continue
-        for leaf in suite.leaves():
-            key = skip_key(suite, leaf)
-            ran.add(key)
-            if leaf.status is not Status.SKIPPED:
-                continue
-            if key in expected:
-                review.listed.append((key, leaf.reason, expected[key]))
-            else:
-                review.unlisted.append((key, leaf.reason))
-    for key, entry in expected.items():
-        if key in ran and key not in {k for k, _, _ in review.listed}:
-            review.stale.append(entry)
-    return review
