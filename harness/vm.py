@@ -1,8 +1,11 @@
 """Boot the test kernel under virtme-ng and run a list of commands inside it.
 
-The host follows the console (kernel log and the guest script's markers) and
-kills the VM's whole process group on a panic, a boot hang or the overall
-deadline.  Every byte the VM printed is kept in console.log.
+The host spawns vng with pexpect and follows the console: it expects the boot
+marker, each test's start and end marks, a kernel panic and EOF, each with its
+own timeout (the boot timeout, the running test's limit, 10 s for a panicked
+VM to stop), and kills the VM's whole process group on a panic, a boot hang, a
+test past its limit or the overall deadline.  Every byte the VM printed is
+kept in console.log.
 """
 from __future__ import annotations
 
@@ -10,21 +13,29 @@ import contextlib
 import json
 import os
 import re
-import selectors
 import shutil
 import signal
-import subprocess
 import sys
+import termios
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
 from harness.layout import REPO, Layout
 
+if TYPE_CHECKING:
+    import pexpect
+
 GUEST_SCRIPT = REPO / "harness" / "guest" / "run-tests.sh"
-_PANIC = re.compile(r"Kernel panic - not syncing|---\[ end Kernel panic")
-_MARK = re.compile(r"vmtest: (guest up|start|done|timeout|guest done)\b\s*(\S*)")
+_PANIC = re.compile(rb"Kernel panic - not syncing|---\[ end Kernel panic")
+_MARK = re.compile(rb"vmtest: (guest up|start|done|timeout|guest done)\b[ \t]*(\S*)[^\n]*\n")
+# A kernel log big enough that nothing the boot and the tests print is lost before the
+# guest copies it to dmesg.txt (KASAN and lockdep reports are long).
+LOG_BUF = "log_buf_len=16M"
+PANIC_GRACE = 10  # seconds a panicked VM gets to stop by itself
+GUEST_KILL_GRACE = 15  # the guest's `timeout -k 5` needs this long past a test's limit
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,7 @@ def vng_command(req: VmRequest) -> list[str]:
     """The virtme-ng command line (pure, so the unit tests can pin it down)."""
     cmd = [req.vng, "--run", str(req.kernel), "--verbose", "--memory", req.memory,
            "--cpus", str(req.cpus), f"--rwdir={req.results}={req.results}",
-           "--cwd", "/", "--append", "panic_on_warn=0"]
+           "--cwd", "/", "--append", "panic_on_warn=0", "--append", LOG_BUF]
     for arg in req.append:
         cmd += ["--append", arg]
     if req.accel == "tcg":
@@ -86,14 +97,62 @@ def write_manifest(req: VmRequest) -> None:
     (req.results / "tests.list").write_text("".join(lines))
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+def _raw_tty() -> None:
+    """In the child, before exec: the console as the VM wrote it (no CR added, no echo)."""
+    with contextlib.suppress(termios.error):
+        attrs = termios.tcgetattr(0)
+        attrs[1] &= ~termios.ONLCR
+        attrs[3] &= ~termios.ECHO
+        termios.tcsetattr(0, termios.TCSANOW, attrs)
+
+
+def _kill(child: pexpect.spawn[str]) -> None:
+    assert child.pid is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGTERM)
+    for _ in range(50):
+        if not child.isalive():
+            break
+        time.sleep(0.1)
+    else:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+            os.killpg(child.pid, signal.SIGKILL)
+    child.close(force=True)
+
+
+class _Follow:
+    """Which timeout applies now, and what it means when it runs out."""
+
+    def __init__(self, req: VmRequest, start: float) -> None:
+        self.req = req
+        self.start = start
+        self.limit = deadline(req)
+        self.limits = {t.name: t.timeout + GUEST_KILL_GRACE for t in req.tests}
+        self.test: tuple[str, float] | None = None  # running test and when it started
+        self.panic_at: float | None = None
+
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
+    def next(self, outcome: VmOutcome) -> tuple[float, str]:
+        """(seconds to wait, why the VM is killed if nothing comes in that time)."""
+        now = self.now()
+        last = outcome.started[-1] if outcome.started else "none"
+        waits = [(self.limit - now,
+                  f"VM deadline of {self.limit}s passed (last test started: {last})")]
+        if outcome.boot_seconds is None:
+            waits.append((self.req.boot_timeout - now,
+                          f"boot hang: no guest output after {self.req.boot_timeout}s"))
+        if self.test is not None:
+            name, since = self.test
+            waits.append((since + self.limits.get(name, 0) - now,
+                          f"{name} ran past its limit of {self.limits.get(name, 0)}s "
+                          "and the guest did not stop it"))
+        if self.panic_at is not None:
+            waits.append((self.panic_at + PANIC_GRACE - now,
+                          "kernel panic (VM did not exit by itself)"))
+        wait, why = min(waits)
+        return max(wait, 0.0), why
 
 
 def run(req: VmRequest, console: Path, echo: bool = False) -> VmOutcome:
@@ -102,54 +161,48 @@ def run(req: VmRequest, console: Path, echo: bool = False) -> VmOutcome:
         raise HarnessError(f"virtme-ng ({req.vng}) not found: run `make deps`")
     if not req.kernel.exists():
         raise HarnessError(f"no kernel image at {req.kernel}: run the build stage first")
+    import pexpect  # the venv has it; `python3 -m harness deps` runs before the venv exists
+
     write_manifest(req)
     start = time.monotonic()
     outcome = VmOutcome(returncode=-1, console=console, elapsed=0.0)
-    limit = deadline(req)
+    follow = _Follow(req, start)
+    # vng runs its helpers (virtme-run) from its own bin folder.
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(req.vng).parent}:{env.get('PATH', '')}"
+    cmd = vng_command(req)
     with console.open("wb") as log:
-        # vng runs its helpers (virtme-run) from its own bin folder.
-        env = dict(os.environ)
-        env["PATH"] = f"{Path(req.vng).parent}:{env.get('PATH', '')}"
-        proc = subprocess.Popen(vng_command(req), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, env=env)
-        assert proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        pending = b""
-        panic_at: float | None = None
+        child = pexpect.spawn(cmd[0], cmd[1:], env=env, timeout=None, logfile=log,
+                              preexec_fn=_raw_tty, dimensions=(50, 250))
+        patterns: list[re.Pattern[str] | re.Pattern[bytes] | str | bytes | type[pexpect.EOF]
+                       | type[pexpect.TIMEOUT]] = [_MARK, _PANIC, pexpect.EOF, pexpect.TIMEOUT]
         while True:
-            now = time.monotonic() - start
-            if outcome.boot_seconds is None and now > req.boot_timeout:
-                outcome.killed = f"boot hang: no guest output after {req.boot_timeout}s"
-            elif now > limit:
-                last = outcome.started[-1] if outcome.started else "none"
-                outcome.killed = f"VM deadline of {limit}s passed (last test started: {last})"
-            elif panic_at is not None and now - panic_at > 10:
-                outcome.killed = "kernel panic (VM did not exit by itself)"
-            if outcome.killed:
-                _kill(proc)
+            wait, why = follow.next(outcome)
+            which = child.expect(patterns, timeout=wait)
+            now = follow.now()
+            if which == 0:
+                match = child.match
+                assert isinstance(match, re.Match)
+                what, arg = (g.decode(errors="replace") if isinstance(g, bytes) else str(g)
+                             for g in match.groups())
+                _on_mark(outcome, what, arg, now, echo)
+                follow.test = (arg, now) if what == "start" else (
+                    None if what in ("done", "timeout") else follow.test)
+            elif which == 1:
+                if follow.panic_at is None:
+                    outcome.panic, follow.panic_at = True, now
+            elif which == 2:
                 break
-            if not sel.select(timeout=1.0):
-                if proc.poll() is not None:
-                    break
-                continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
+            else:
+                outcome.killed = why
+                _kill(child)
                 break
-            log.write(chunk)
-            log.flush()
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for raw in lines:
-                line = raw.decode(errors="replace")
-                if _PANIC.search(line) and panic_at is None:
-                    outcome.panic, panic_at = True, now
-                mark = _MARK.search(line)
-                if mark:
-                    _on_mark(outcome, mark.group(1), mark.group(2), now, echo)
-        sel.close()
-        outcome.returncode = proc.wait()
+        log.flush()
+        if child.isalive():
+            child.wait()
+        child.close()
+        status = child.exitstatus
+        outcome.returncode = status if status is not None else -(child.signalstatus or 1)
     outcome.elapsed = time.monotonic() - start
     return outcome
 

@@ -79,3 +79,36 @@ def test_missing_kernel_is_a_clear_error(tmp_path: Path) -> None:
     req.kernel.unlink()
     with pytest.raises(HarnessError, match="no kernel image"):
         vm.run(req, tmp_path / "console.log")
+
+
+def test_the_log_buffer_is_large(tmp_path: Path) -> None:
+    cmd = vm.vng_command(vm.VmRequest(Path("/k"), Path("/r"), [], "tcg"))
+    assert vm.LOG_BUF in cmd and vm.LOG_BUF.startswith("log_buf_len=")
+
+
+def test_marks_split_across_writes_are_read_whole(tmp_path: Path) -> None:
+    req = request(tmp_path, "echo 'vmtest: guest up'\nprintf 'vmtest: start ring_'\nsleep 0.3\n"
+                            "printf 'test\\n'\necho 'vmtest: done ring_test rc=0'\n",
+                  tests=[vm.GuestTest("ring_test", "true", 5)])
+    out = vm.run(req, tmp_path / "console.log")
+    assert out.started == ["ring_test"] and out.finished == ["ring_test"]
+    assert "\r" not in (tmp_path / "console.log").read_text()
+
+
+def test_a_test_past_its_limit_is_killed_with_its_name(tmp_path: Path) -> None:
+    req = request(tmp_path, "echo 'vmtest: guest up'\necho 'vmtest: start slow'\nsleep 600\n",
+                  tests=[vm.GuestTest("slow", "sleep 600", 1)])
+    start = time.monotonic()
+    out = vm.run(req, tmp_path / "console.log")
+    assert time.monotonic() - start < vm.GUEST_KILL_GRACE + 15
+    assert vm.diagnose(out).startswith("slow ran past its limit")
+
+
+def test_a_panicked_vm_that_does_not_stop_is_killed(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vm, "PANIC_GRACE", 1)
+    req = request(tmp_path, "echo 'vmtest: guest up'\n"
+                            "echo '[ 3.0] Kernel panic - not syncing: Fatal exception'\n"
+                            "sleep 600\n")
+    out = vm.run(req, tmp_path / "console.log")
+    assert out.panic and vm.diagnose(out) == "kernel panic (VM did not exit by itself)"
