@@ -77,3 +77,13 @@ def save(tables: Tables, meta: dict[str, str], outdir: Path) -> Path:
     path.write_text(header + "\n\n" + text)
     (outdir / "bench.json").write_text(json.dumps({"meta": meta, "tables": tables}, indent=2))
     return path
+
+
+def failed(results: Path, tests: list[GuestTest]) -> list[str]:
+    """The benchmark programs that did not exit 0 (or never reported)."""
+    out = []
+    for test in tests:
+        rc = results / f"{test.name}.rc"
+        if not rc.exists() or rc.read_text().strip() != "0":
+            out.append(test.name)
+    return out

@@ -142,17 +142,20 @@ def build_selftests(layout: Layout, log: Path, target: str = "all") -> StageResu
     unbuilt = [p.name for p in programs if p in failed]
     if proc.returncode != 0 and (target != "all" or not unbuilt or len(failed) > len(unbuilt)):
         raise HarnessError(f"selftests build failed: {first_error(lines)}", log)
-    count = len(list_selftests(layout))
+    # `make bench` builds only the benchmarks: count what this target makes.
+    built = list_selftests(layout) if target == "all" else list_selftests(layout, "bench")
+    count = len(built)
     if count == 0:
-        raise HarnessError(f"no selftest binaries in {out}", log)
-    detail = f"{count} programs"
+        raise HarnessError(f"no {'selftest' if target == 'all' else target} binaries in "
+                           f"{out}", log)
+    detail = f"{count} {'programs' if target == 'all' else target + ' programs'}"
     if unbuilt:
         detail += f"; {', '.join(unbuilt)} did not build: {first_error(lines)}"
     return StageResult("selftests", timer.elapsed(), detail)
 
 
-def list_selftests(layout: Layout) -> list[Path]:
-    out = layout.selftests_out
+def list_selftests(layout: Layout, sub: str = "") -> list[Path]:
+    out = layout.selftests_out / sub if sub else layout.selftests_out
     if not out.is_dir():
         return []
     return sorted(p for p in out.iterdir() if p.is_file() and os.access(p, os.X_OK)

@@ -1,302 +1,263 @@
-"""Wire the stages together: python -m harness STAGE [options].
+"""python -m harness COMMAND [options]: wire the stages together, like kunit.py.
 
-Stages: deps, source, config, build, run, parse, vmtest (all of them),
-vmrun, bench, check-series, export-patches, reset-source.
+Each command has its own options and one handler in COMMANDS; the stages are
+in session.py, the verdict in verdict.py and printer.py.  A failure the user
+must act on is one line and exit status 2; so is an unexpected exception,
+whose traceback goes to a log file, never to the terminal.
 """
 from __future__ import annotations
 
 import argparse
-import collections.abc
 import contextlib
 import datetime
-import fcntl
 import os
-import shutil
-import subprocess
 import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness import (
-    bench,
-    build,
-    debian,
-    deps,
-    kconfig,
-    report,
-    series,
-    source,
-    splat,
-    suite,
-    upstream,
-    vm,
-)
+from harness import bench, deps, plant, printer, series, source, suite, vm, vmshell
 from harness.errors import HarnessError
-from harness.ktap import Status, TestResult
-from harness.layout import PROFILES, Layout, default_layout
-from harness.proc import StageResult
+from harness.layout import PROFILES, REPO, Layout, default_layout
+from harness.session import Options, Session, exclusive
+from harness.testfilter import TestFilter
+
+Handler = Callable[[Session, argparse.Namespace], int]
 
 
-def _say(res: StageResult) -> None:
-    print(f"[{res.stage}] {res.detail} ({res.elapsed:.1f}s)", flush=True)
+# --- the handlers ------------------------------------------------------------------------
 
-
-class Session:
-    """One invocation: a layout, a results folder, the stage timings."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.layout: Layout = default_layout(args.profile)
-        self.args = args
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.results = self.layout.results_root / f"{stamp}-{args.stage}-{args.profile}"
-        self.timings: list[StageResult] = []
-        self.meta: dict[str, str] = {"profile": args.profile, "stage": args.stage}
-        base = source.recorded_base(self.layout)  # vmrun and run do not refresh the tree
-        if base:
-            self.meta.update(base=base, base_suite=debian.SUITE)
-
-    def log(self, name: str) -> Path:
-        self.results.mkdir(parents=True, exist_ok=True)
-        return self.results / f"{name}.log"
-
-    def stage(self, res: StageResult) -> None:
-        self.timings.append(res)
-        _say(res)
-
-    def deps(self) -> None:
-        self.stage(deps.ensure(self.layout, self.log("deps"), install=not self.args.no_install))
-
-    def source(self) -> None:
-        res, info = source.prepare(self.layout, self.log("source"))
-        self.meta.update(base=info.base(), base_suite=debian.SUITE,
-                         kernel=info.kernel_version, series=info.series_hash,
-                         patches=str(info.patches))
-        self.stage(res)
-
-    def config(self) -> None:
-        self.stage(kconfig.configure(self.layout, self.log("config")))
-
-    def build(self, target: str = "all") -> None:
-        self.stage(build.build_kernel(self.layout, self.log("build")))
-        self.stage(build.build_selftests(self.layout, self.log("build"), target))
-        if target == "all":
-            self.stage(upstream.build(self.layout, self.log("build")))
-
-    def run(self, tests: list[vm.GuestTest], echo: bool = True) -> vm.VmOutcome:
-        vng = str(self.layout.repo / ".venv" / "bin" / "vng")
-        accel, why = vm.choose_accel(self.layout, self.layout.bzimage, vng, self.args.accel)
-        self.meta["accel"] = accel
-        print(f"[run] {accel} ({why}); {len(tests)} test program(s); "
-              f"results in {self.results}", flush=True)
-        guest = self.results / "guest"
-        shutil.rmtree(guest, ignore_errors=True)
-        debug = self.layout.profile == "debug"
-        req = vm.VmRequest(self.layout.bzimage, guest, tests, accel,
-                           memory="2G" if debug else "1G", vng=vng,
-                           boot_timeout=240 if debug else 120)
-        outcome = vm.run(req, self.results / "console.log", echo=echo)
-        self.stage(StageResult("run", outcome.elapsed,
-                               f"boot to first test line {outcome.boot_seconds or 0:.1f}s"))
-        if outcome.boot_seconds is not None:
-            self.meta["boot_seconds"] = f"{outcome.boot_seconds:.1f}"
-        return outcome
-
-    def verdict(self, tests: list[vm.GuestTest], outcome: vm.VmOutcome) -> int:
-        guest = self.results / "guest"
-        suites = suite.collect(guest, tests)
-        log_file = guest / "dmesg.txt"
-        if not log_file.exists():
-            log_file = outcome.console
-        splats = splat.scan(log_file.read_text(errors="replace").splitlines())
-        leaks = guest / "kmemleak.txt"
-        if leaks.exists():
-            splats += splat.scan(leaks.read_text(errors="replace").splitlines())
-        problem = vm.diagnose(outcome)
-        if problem:
-            suites.append(_vm_failure(problem))
-        if splats:
-            _decode(self.layout, log_file, self.results / "splats-decoded.txt")
-        rep = report.RunReport(suites, splats, self.meta)
-        report.write(rep, self.results)
-        _link_latest(self.layout, self.results)
-        print()
-        print("".join(report.summary(rep).splitlines(keepends=True)[:-1]), end="")
-        for line in _upstream_skips(self.layout, suites):
-            print(line)
-        print("where the time went: " + ", ".join(
-            f"{t.stage} {t.elapsed:.0f}s" for t in self.timings))
-        if problem:
-            print(f"VM problem: {problem} (console log: {outcome.console})")
-        print(f"logs and results: {self.results}")
-        print(rep.counts().line())
-        return 0 if rep.ok else 1
-
-
-def _upstream_skips(layout: Layout, suites: list[TestResult]) -> list[str]:
-    """One line per skip of an upstream program: listed in the expected-skips file or not."""
-    try:
-        names = {p.name for p in upstream.programs(layout)}
-    except HarnessError:
-        names = set()
-    return upstream.review_skips(suites, names, upstream.load_skips(layout)).lines()
-
-
-def _vm_failure(problem: str) -> TestResult:
-    return TestResult("vm", Status.FAILED, problem,
-                      subtests=[TestResult("guest ran to completion", Status.FAILED, problem)])
-
-
-def _decode(layout: Layout, log_file: Path, out: Path) -> None:
-    script = layout.src / "scripts" / "decode_stacktrace.sh"
-    vmlinux = layout.obj / "vmlinux"
-    if not script.exists() or not vmlinux.exists():
-        return
-    with log_file.open() as fin, out.open("w") as fout:
-        subprocess.run(["bash", str(script), str(vmlinux), str(layout.src)], stdin=fin,
-                       stdout=fout, stderr=subprocess.STDOUT, timeout=300, check=False)
-    print(f"decoded stack traces: {out}")
-
-
-def _link_latest(layout: Layout, results: Path) -> None:
-    latest = layout.results_root / "latest"
-    if latest.is_symlink() or latest.exists():
-        latest.unlink()
-    latest.symlink_to(results.name)
-
-
-def _prepare(s: Session, target: str = "all") -> None:
-    """deps, source, config and build, holding the build lock; the VM run needs none."""
+def cmd_deps(s: Session, args: argparse.Namespace) -> int:
     s.deps()
-    with _exclusive(s.layout):
-        s.source()
-        s.config()
-        s.build(target)
+    return 0
 
 
-def cmd_vmtest(s: Session) -> int:
-    _prepare(s)
-    tests = suite.guest_tests(s.layout, deps.venv_python(s.layout))
+def cmd_source(s: Session, args: argparse.Namespace) -> int:
+    s.source()
+    return 0
+
+
+def cmd_config(s: Session, args: argparse.Namespace) -> int:
+    s.config()
+    return 0
+
+
+def cmd_build(s: Session, args: argparse.Namespace) -> int:
+    s.build()
+    return 0
+
+
+def _tests(s: Session) -> list[vm.GuestTest]:
+    tests = suite.guest_tests(s.layout, deps.venv_python(s.layout), s.opts.only)
+    if s.opts.only is not None:
+        print(f"[filter] {s.opts.only.glob}: {', '.join(t.name for t in tests) or 'no program'}",
+              flush=True)
+    return tests
+
+
+def _run_and_judge(s: Session, tests: list[vm.GuestTest]) -> int:
     outcome = s.run(tests)
-    return s.verdict(tests, outcome)
+    return s.verdict(tests, vm.diagnose(outcome), outcome.console)
 
 
-def cmd_vmrun(s: Session) -> int:
-    if not s.args.cmd:
+def cmd_run(s: Session, args: argparse.Namespace) -> int:
+    return _run_and_judge(s, _tests(s))
+
+
+def cmd_vmtest(s: Session, args: argparse.Namespace) -> int:
+    s.prepare()
+    planted = [plant.guest_test(s.layout)] if s.opts.plant else []
+    return _run_and_judge(s, planted + _tests(s))
+
+
+def cmd_parse(s: Session, args: argparse.Namespace) -> int:
+    results = Path(args.results) if args.results else s.layout.results_root / "latest"
+    if not (results / "guest").is_dir():
+        raise HarnessError(f"{results} is not a results folder (it has no guest/)")
+    s.results = results.resolve()
+    tests = [vm.GuestTest(p.stem, "", 0) for p in sorted((results / "guest").glob("*.rc"))]
+    return s.verdict(tests)
+
+
+def cmd_vmrun(s: Session, args: argparse.Namespace) -> int:
+    if not args.cmd:
         raise HarnessError("vmrun needs a command: make vmrun CMD='...'")
-    if not s.layout.bzimage.exists() or s.args.rebuild:
-        _prepare(s)
-    tests = [vm.GuestTest("vmrun", f"cd {s.layout.repo} && {s.args.cmd}", s.args.timeout)]
+    if not s.layout.bzimage.exists() or args.rebuild:
+        s.prepare()
+    tests = [vm.GuestTest("vmrun", f"cd {s.layout.repo} && {args.cmd}", args.timeout)]
     outcome = s.run(tests)
     out = s.results / "guest" / "vmrun.out"
     if out.exists():
         sys.stdout.write(out.read_text(errors="replace"))
-    return s.verdict(tests, outcome)
+    return s.verdict(tests, vm.diagnose(outcome), outcome.console)
 
 
-def cmd_bench(s: Session) -> int:
-    _prepare(s, "bench")
+def cmd_vmshell(s: Session, args: argparse.Namespace) -> int:
+    if not s.layout.bzimage.exists() or args.rebuild:
+        s.prepare()
+    return vmshell.run(s.layout, s.request([]), deps.venv_python(s.layout))
+
+
+def cmd_bench(s: Session, args: argparse.Namespace) -> int:
+    s.prepare("bench")
     tests = bench.guest_tests(s.layout)
     if not tests:
         raise HarnessError(f"no benchmark programs in {s.layout.selftests_out}/bench")
     outcome = s.run(tests)
+    problem = vm.diagnose(outcome)
     tables = bench.collect(s.results / "guest", tests)
     path = bench.save(tables, s.meta, s.results)
     print()
     print(bench.render(tables))
     print(f"saved: {path}")
-    failed = [t.name for t in tests
-              if (s.results / "guest" / f"{t.name}.rc").read_text().strip() != "0"
-              ] if not vm.diagnose(outcome) else ["vm"]
+    failed = bench.failed(s.results / "guest", tests) if not problem else ["vm"]
     if failed or not tables:
-        print(f"benchmark run incomplete ({vm.diagnose(outcome) or ', '.join(failed)}); "
+        print(f"benchmark run incomplete ({problem or ', '.join(failed) or 'no table'}); "
               f"logs: {s.results}")
         return 1
     return 0
 
 
-def cmd_parse(s: Session) -> int:
-    results = Path(s.args.results) if s.args.results else s.layout.results_root / "latest"
-    tests = [vm.GuestTest(p.stem, "", 0) for p in sorted((results / "guest").glob("*.rc"))]
-    s.results = results
-    outcome = vm.VmOutcome(0, results / "console.log", 0.0, boot_seconds=0.0)
-    return s.verdict(tests, outcome)
+def cmd_check_series(s: Session, args: argparse.Namespace) -> int:
+    s.deps()
+    with exclusive(s.layout):  # it builds in build/src and obj-<profile>: the whole run
+        s.source()
+        s.config()
+        return series.check(s.layout, s.log("check-series"))
 
 
-@contextlib.contextmanager
-def _exclusive(layout: Layout) -> collections.abc.Iterator[None]:
-    """One harness run at a time may change build/ (the tree, .config, objects)."""
-    layout.build.mkdir(parents=True, exist_ok=True)
-    with (layout.build / ".harness.lock").open("w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"waiting for another harness run using {layout.build} ...", flush=True)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
+def cmd_export_patches(s: Session, args: argparse.Namespace) -> int:
+    for name in source.export_patches(s.layout):
+        print(name)
+    return 0
+
+
+def cmd_reset_source(s: Session, args: argparse.Namespace) -> int:
+    source.reset_source(s.layout)
+    print(f"{s.layout.src} reset to base; the next run applies patches/")
+    return 0
+
+
+# --- the command table ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Command:
+    handler: Handler
+    help: str
+    options: tuple[str, ...] = ()  # option groups, see _add_options
+    locks: bool = False  # holds the build lock for the whole command
+
+
+COMMANDS: dict[str, Command] = {
+    "deps": Command(cmd_deps, "check (and as root install) packages and the venv",
+                    ("install",)),
+    "source": Command(cmd_source, "fetch the base, apply patches/ in build/src",
+                      ("profile",), locks=True),
+    "config": Command(cmd_config, "merge configs/ into the profile's .config",
+                      ("profile",), locks=True),
+    "build": Command(cmd_build, "build the kernel, headers and selftests",
+                     ("profile",), locks=True),
+    "run": Command(cmd_run, "boot the built kernel and run the tests (no build)",
+                   ("profile", "vm", "filter")),
+    "parse": Command(cmd_parse, "re-read a results folder and print its verdict",
+                     ("profile", "results")),
+    "vmtest": Command(cmd_vmtest, "deps, source, config, build, run: the whole pipeline",
+                      ("profile", "install", "vm", "filter", "plant")),
+    "vmrun": Command(cmd_vmrun, "run one shell command in the test kernel",
+                     ("profile", "install", "vm", "cmd")),
+    "vmshell": Command(cmd_vmshell, "an interactive shell in the test kernel",
+                       ("profile", "install", "vm", "rebuild")),
+    "bench": Command(cmd_bench, "run selftests/bench in the test kernel",
+                     ("profile", "install", "vm")),
+    "check-series": Command(cmd_check_series, "checkpatch, uapi, sparse, man pages, bisect",
+                            ("profile", "install")),
+    "export-patches": Command(cmd_export_patches, "write build/src's series to patches/",
+                              locks=True),
+    "reset-source": Command(cmd_reset_source, "drop build/src's series; the next run reapplies",
+                            locks=True),
+}
+
+
+def _add_options(p: argparse.ArgumentParser, groups: tuple[str, ...]) -> None:
+    env = os.environ
+    if "profile" in groups:
+        p.add_argument("--profile", default=env.get("PROFILE") or "default", choices=PROFILES)
+    if "install" in groups:
+        p.add_argument("--no-install", action="store_true",
+                       help="only check the Debian packages, never apt-get install")
+    if "vm" in groups:
+        p.add_argument("--accel", default=env.get("VMTEST_ACCEL") or "auto",
+                       help="auto (probe), kvm or tcg")
+    if "filter" in groups:
+        p.add_argument("-T", "--filter", default=env.get("T") or "", metavar="GLOB",
+                       help="run only program[.test] matching GLOB, e.g. 'ring_test.*loss*'")
+    if "plant" in groups:
+        p.add_argument("--plant", default=env.get("PLANT") or "", choices=["", *plant.KINDS],
+                       help="leak: a debug kernel with a module that leaks (must fail)")
+    if "results" in groups:
+        p.add_argument("--results", default="", help="a results folder (default: latest)")
+    if "cmd" in groups:
+        p.add_argument("--cmd", default="", help="the shell command to run")
+        p.add_argument("--timeout", type=int, default=600, help="seconds")
+    if "cmd" in groups or "rebuild" in groups:
+        p.add_argument("--rebuild", action="store_true", help="build first")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        _add_options(sub.add_parser(name, help=command.help, description=command.help),
+                     command.options)
+    return top
+
+
+def _options(args: argparse.Namespace) -> Options:
+    glob = getattr(args, "filter", "")
+    kind = getattr(args, "plant", "")
+    return Options(args.command, "debug" if kind else getattr(args, "profile", "default"),
+                   getattr(args, "accel", "auto"), TestFilter(glob) if glob else None,
+                   getattr(args, "no_install", False), kind)
+
+
+def _layout(opts: Options) -> Layout:
+    return plant.layout(REPO, opts.plant) if opts.plant else default_layout(opts.profile)
+
+
+def _crash_log(exc: BaseException) -> Path:
+    """Where an unexpected exception's traceback goes."""
+    folder = default_layout().logs
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK):
+        folder = Path(os.environ.get("TMPDIR", "/tmp"))
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = folder / f"harness-error-{stamp}.log"
+    path.write_text("".join(traceback.format_exception(exc)))
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["deps", "source", "config", "build", "run", "parse",
-                                          "vmtest", "vmrun", "bench", "check-series",
-                                          "export-patches", "reset-source"])
-    parser.add_argument("--profile", default=os.environ.get("PROFILE") or "default",
-                        choices=PROFILES)
-    parser.add_argument("--accel", default=os.environ.get("VMTEST_ACCEL") or "auto",
-                        help="auto (probe), kvm or tcg")
-    parser.add_argument("--no-install", action="store_true",
-                        help="deps: only check, never apt-get install")
-    parser.add_argument("--cmd", default="", help="vmrun: the shell command to run")
-    parser.add_argument("--timeout", type=int, default=600, help="vmrun: seconds")
-    parser.add_argument("--rebuild", action="store_true", help="vmrun: build first")
-    parser.add_argument("--results", default="", help="parse: a results folder")
-    args = parser.parse_args(argv)
-    s = Session(args)
+    args = parser().parse_args(argv)
+    command = COMMANDS[args.command]
+    opts = _options(args)
+    s: Session | None = None
     try:
+        s = Session(_layout(opts), opts)
         with contextlib.ExitStack() as stack:
-            # These take the lock themselves, only while they change build/.
-            if args.stage not in ("deps", "parse", "check-series", "vmtest", "vmrun",
-                                  "bench"):
-                stack.enter_context(_exclusive(s.layout))
-            return _dispatch(s, args)
+            if command.locks:
+                stack.enter_context(exclusive(s.layout))
+            return command.handler(s, args)
     except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        printer.error(str(exc))
         return 2
     except KeyboardInterrupt:
-        print(f"interrupted; logs so far in {s.results}", file=sys.stderr)
+        where = f"; logs so far in {s.results}" if s is not None else ""
+        printer.error(f"interrupted{where}")
         return 130
-
-
-def _dispatch(s: Session, args: argparse.Namespace) -> int:
-    stage = args.stage
-    if stage == "deps":
-        s.deps()
-    elif stage == "source":
-        s.source()
-    elif stage == "config":
-        s.config()
-    elif stage == "build":
-        s.build()
-    elif stage == "run":
-        tests = suite.guest_tests(s.layout, deps.venv_python(s.layout))
-        return s.verdict(tests, s.run(tests))
-    elif stage == "parse":
-        return cmd_parse(s)
-    elif stage == "vmtest":
-        return cmd_vmtest(s)
-    elif stage == "vmrun":
-        return cmd_vmrun(s)
-    elif stage == "bench":
-        return cmd_bench(s)
-    elif stage == "check-series":
-        with _exclusive(s.layout):  # it builds in build/src and obj-<profile>: the whole run
-            s.source()
-            s.config()
-            return series.check(s.layout, s.log("check-series"))
-    elif stage == "export-patches":
-        for name in source.export_patches(s.layout):
-            print(name)
-    elif stage == "reset-source":
-        source.reset_source(s.layout)
-        print(f"{s.layout.src} reset to base; the next run applies patches/")
-    return 0
+    except Exception as exc:  # a bug in the harness: one line, never a traceback
+        printer.error(f"internal error in the harness: {type(exc).__name__}: {exc} "
+                      f"(traceback: {_crash_log(exc)})")
+        return 2

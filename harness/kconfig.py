@@ -75,11 +75,20 @@ def dropped(requests: list[Request], config: dict[str, str]) -> list[str]:
     return out
 
 
-def configure(layout: Layout, log: Path) -> StageResult:
-    """Write obj/.config from the fragments; leave it untouched if nothing changed."""
+def configure(layout: Layout, log: Path, extra: str = "") -> StageResult:
+    """Write obj/.config from the fragments; leave it untouched if nothing changed.
+
+    ``extra`` is one more fragment, applied last (PLANT=leak's module options).
+    """
     timer = Timer()
     layout.obj.mkdir(parents=True, exist_ok=True)
     merged, requests = merge(layout)
+    if extra:
+        more = parse_fragment(extra, "extra")
+        merged += "".join(f"# CONFIG_{r.option[7:]} is not set\n" if r.value == "n"
+                          else f"{r.option}={r.value}\n" for r in more)
+        mine = {r.option for r in more}
+        requests = [r for r in requests if r.option not in mine] + more
     frag = layout.obj / "vmtest-fragment.config"
     frag.write_text(merged)
     candidate = layout.obj / ".config.vmtest-candidate"

@@ -59,11 +59,16 @@ def series_files(layout: Layout) -> list[Path]:
     return sorted(p for p in layout.patches.glob("*.patch") if p.name != COVER_LETTER)
 
 
-def series_hash(patches: list[Path]) -> str:
+def series_digest(patches: list[Path]) -> str:
+    """sha256 over the patches' names and contents (KCIDB's patchset_hash)."""
     digest = hashlib.sha256()
     for patch in patches:
         digest.update(patch.name.encode() + b"\0" + patch.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
+
+
+def series_hash(patches: list[Path]) -> str:
+    return series_digest(patches)[:16]
 
 
 def _state(layout: Layout, key: str) -> Path:
@@ -314,6 +319,13 @@ def exported_head(layout: Layout) -> str:
     if _read_state(layout, "series") != series_hash(series_files(layout)):
         raise HarnessError(f"patches/ changed since {src} was brought up to date: rerun")
     return git(src, "rev-parse", "HEAD")
+
+
+def head(layout: Layout) -> str:
+    """The commit build/src has checked out ("" if it is not a git tree)."""
+    if not (layout.src / ".git").exists():
+        return ""
+    return git(layout.src, "rev-parse", "HEAD", check=False)
 
 
 def begin_bisect(layout: Layout, head: str) -> None:

@@ -1,19 +1,25 @@
 """What runs inside the guest, and how its files become results."""
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import ktap, upstream
+from harness import ktap, testfilter, upstream
 from harness.build import selftest_programs
 from harness.checkers import ring_diff
 from harness.ktap import Status, TestResult
 from harness.layout import Layout
+from harness.testfilter import TestFilter
 from harness.vm import GuestTest
 
 SELFTEST_TIMEOUT = 300
+# A program's limit covers its longest test's own limit (TEST_F_TIMEOUT) plus this much.
+TIMEOUT_MARGIN = 60
 KSFT_SKIP = 4  # kselftest.h: the exit status of a program that skipped
+_TEST_TIMEOUT = re.compile(r"^\s*TEST(?:_F)?_TIMEOUT\s*\([^,]+,\s*(?:[^,]+,\s*)?(\d+)\s*\)",
+                           re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -33,14 +39,39 @@ CHECKERS = [
 ]
 
 
-def guest_tests(layout: Layout, python: Path) -> list[GuestTest]:
+def program_timeout(source_text: str, floor: int = SELFTEST_TIMEOUT) -> int:
+    """A program's limit: never shorter than one of its own tests' TEST_F_TIMEOUT."""
+    longest = max((int(m.group(1)) for m in _TEST_TIMEOUT.finditer(source_text)), default=0)
+    return max(floor, longest + TIMEOUT_MARGIN)
+
+
+def _filtered(command: str, source: Path, binary: Path, only: TestFilter | None) -> str | None:
+    """The command with ``-r`` options for the chosen tests; None to leave it out."""
+    if only is None or only.test == "*" or not testfilter.is_harness_program(source):
+        return command
+    names = testfilter.list_harness(binary)
+    if names is None:
+        return command  # cannot list it here: run it whole, filter its results
+    args = testfilter.harness_args(names, only)
+    if args is None:
+        return None
+    return " ".join([command, *(shlex.quote(a) for a in args)])
+
+
+def guest_tests(layout: Layout, python: Path, only: TestFilter | None = None) -> list[GuestTest]:
     # KASAN, lockdep and kmemleak make the guest about three times slower.
     scale = 3 if layout.profile == "debug" else 1
+    tests: list[GuestTest] = []
     # Never dropped: a program that did not build fails as "command not found".
-    tests = [GuestTest(p.name, shlex.quote(str(p)), SELFTEST_TIMEOUT * scale)
-             for p in selftest_programs(layout)]
-    tests += [GuestTest(p.name, upstream.guest_command(layout, p), upstream.TIMEOUT * scale)
-              for p in upstream.programs(layout)]
+    for p in selftest_programs(layout):
+        source = layout.selftests / f"{p.name}.c"
+        text = source.read_text(errors="replace") if source.exists() else ""
+        tests.append(GuestTest(p.name, shlex.quote(str(p)), program_timeout(text) * scale))
+    for up in upstream.programs(layout):
+        source = upstream.selftests_dir(layout) / up.suite / f"{up.name}.c"
+        text = source.read_text(errors="replace") if source.exists() else ""
+        tests.append(GuestTest(up.name, upstream.guest_command(layout, up),
+                               program_timeout(text, upstream.TIMEOUT) * scale))
     env = (f"cd {shlex.quote(str(layout.repo))} && PYTHONPATH={shlex.quote(str(layout.repo))} "
            f"VMTEST_SELFTESTS={shlex.quote(str(layout.selftests_out))}")
     for checker in CHECKERS:
@@ -50,7 +81,25 @@ def guest_tests(layout: Layout, python: Path) -> list[GuestTest]:
         args = " ".join(shlex.quote(a) for a in checker.args)
         tests.append(GuestTest(checker.name, f"{env} {shlex.quote(str(python))} -m "
                                f"{checker.module} {args}".rstrip(), checker.timeout * scale))
-    return tests
+    if only is None:
+        return tests
+    return _focus(layout, tests, only)
+
+
+def _focus(layout: Layout, tests: list[GuestTest], only: TestFilter) -> list[GuestTest]:
+    sources = {p.name: (layout.selftests / f"{p.name}.c", p)
+               for p in selftest_programs(layout)}
+    sources.update({u.name: (upstream.selftests_dir(layout) / u.suite / f"{u.name}.c", u.path)
+                    for u in upstream.programs(layout)})
+    out = []
+    for test in tests:
+        if not only.wants(test.name):
+            continue
+        source, binary = sources.get(test.name, (Path("/nonexistent"), Path("/nonexistent")))
+        command = _filtered(test.command, source, binary, only)
+        if command is not None:
+            out.append(GuestTest(test.name, command, test.timeout))
+    return out
 
 
 def collect(results: Path, tests: list[GuestTest]) -> list[TestResult]:

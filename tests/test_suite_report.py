@@ -4,7 +4,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import report, splat, suite
+from harness import ktap, report, skips, splat, suite
 from harness.ktap import Status
 from harness.vm import GuestTest
 
@@ -77,8 +77,15 @@ def test_report_counts_json_junit_and_last_line(tmp_path: Path) -> None:
     assert any(line.startswith("SPLAT KASAN") for line in text)
 
 
-def test_a_run_with_no_passing_test_is_not_ok() -> None:
-    assert not report.RunReport([]).ok
+def test_only_listed_skips_is_a_passing_run() -> None:
+    """No "passed > 0" rule: what decides is whether anything failed, unlisted skips included."""
+    result = ktap.parse(["TAP version 13", "1..0 # SKIP no statmount"], "statmount_test")
+    entry = skips.parse("statmount_test.*\tno statmount here\n", "f")
+    rep = report.RunReport([result], skips=skips.review([result], entry))
+    assert rep.ok
+    unlisted = ktap.parse(["TAP version 13", "1..0 # SKIP no statmount"], "statmount_test")
+    rep = report.RunReport([unlisted], skips=skips.review([unlisted], []))
+    assert not rep.ok and rep.counts().failed == 1
 
 
 def test_bench_lines_become_tables() -> None:

@@ -2,8 +2,9 @@
 # Runs inside the test VM (as root, host root filesystem read-only).
 # $1: the results folder shared read-write with the host; it holds tests.list,
 # one "name<TAB>timeout-seconds<TAB>shell command" a line.  For each test this
-# writes NAME.out (stdout+stderr) and NAME.rc (exit status; 124 = timed out),
-# and prints progress markers the host follows on the console.
+# writes NAME.out (stdout+stderr), NAME.rc (exit status; 124 = timed out) and
+# NAME.seconds (how long it ran), and prints progress markers the host follows
+# on the console.
 set -u
 out=$1
 export VMTEST_RESULTS="$out"  # checkers that leave files for the host (ring_diff --record)
@@ -13,18 +14,26 @@ ulimit -c 0
 while IFS=$'\t' read -r name tmo cmd; do
 	[ -n "$name" ] || continue
 	echo "vmtest: start $name"
+	start=$(date +%s.%N)
 	timeout -k 5 "$tmo" bash -c "$cmd" >"$out/$name.out" 2>&1 </dev/null
 	rc=$?
+	end=$(date +%s.%N)
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 		echo "vmtest: timeout $name after ${tmo}s; dumping blocked tasks"
 		echo w >/proc/sysrq-trigger 2>/dev/null
 	fi
+	awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f\n", b - a }' >"$out/$name.seconds"
 	echo "$rc" >"$out/$name.rc"
 	echo "vmtest: done $name rc=$rc"
 done <"$out/tests.list"
 if [ -w /sys/kernel/debug/kmemleak ]; then
-	# Objects younger than 5 s are never reported: let the last test's settle.
+	# kmemleak reports an object only on a scan after the one that first saw it
+	# unreferenced (the first scan records its checksum; the next one, seeing it
+	# unchanged, reports it), and only once it is 5 s old (MSECS_MIN_AGE).  So:
+	# let the last test's objects age, then scan twice.
+	echo "vmtest: kmemleak scans"
 	sleep 6
+	echo scan >/sys/kernel/debug/kmemleak
 	echo scan >/sys/kernel/debug/kmemleak
 	cat /sys/kernel/debug/kmemleak >"$out/kmemleak.txt"
 fi
