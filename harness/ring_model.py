@@ -381,10 +381,14 @@ class Ring:
         return any(f.matches(wtype, subtype, info) for f in self.filters)
 
     def take_loss(self) -> int:
-        """IOC_WATCH_QUEUE_TAKE_LOSS."""
+        """IOC_WATCH_QUEUE_TAKE_LOSS: the count it returns."""
+        return self.take_loss_at()[0]
+
+    def take_loss_at(self) -> tuple[int, int]:
+        """IOC_WATCH_QUEUE_TAKE_LOSS: the count, and the head it applies to."""
         nr_lost, self.pending_lost = self.pending_lost, 0
         self.counters.loss_taken += nr_lost
-        return nr_lost
+        return nr_lost, self.head
 
     def tail_ok(self, tail: int) -> bool:
         used = (self.head - tail) & U32_MASK

@@ -2,73 +2,20 @@
 /*
  * Tests for mount topology change notifications: watch_mount(2) feeding
  * struct mount_notification records into a watch queue.
- *
- * <linux/watch_queue.h> pulls in <linux/fcntl.h>, which clashes with glibc's
- * <fcntl.h> and <sys/mount.h>, so neither is included: mount(2) and friends
- * are called through syscall(2) and open(2) is declared by hand.
  */
-#include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <linux/mount.h>
 #include <linux/stat.h>
-#include <linux/watch_queue.h>
 
+#include "wq_util.h"
 #include "kselftest_harness.h"
-
-extern int open(const char *path, int flags, ...);
-
-#ifndef __NR_watch_mount
-#define __NR_watch_mount 473
-#endif
-#ifndef __NR_statmount
-#define __NR_statmount 457
-#endif
-#ifndef __NR_mount_setattr
-#define __NR_mount_setattr 442
-#endif
-#ifndef __NR_open_tree
-#define __NR_open_tree 428
-#endif
-#ifndef STATX_MNT_ID_UNIQUE
-#define STATX_MNT_ID_UNIQUE 0x00004000U
-#endif
-#ifndef MNT_DETACH
-#define MNT_DETACH 2
-#endif
-#ifndef MNT_EXPIRE
-#define MNT_EXPIRE 4
-#endif
-#ifndef IOC_WATCH_QUEUE_NR_PAGES
-#define IOC_WATCH_QUEUE_NR_PAGES _IO('W', 0x62)
-#endif
 
 #define BASE		"/tmp/mnt_notify"
 #define REC_LEN		((unsigned int)sizeof(struct mount_notification))
-
-static int sys_watch_mount(int dfd, const char *path, unsigned int at_flags,
-			   int watch_fd, int watch_id)
-{
-	return syscall(__NR_watch_mount, dfd, path, at_flags, watch_fd, watch_id);
-}
 
 static int sys_mount(const char *src, const char *tgt, const char *fstype,
 		     unsigned long flags, const void *data)
@@ -237,7 +184,7 @@ FIXTURE_SETUP(mount_notify)
 		SKIP(return, "needs root");
 
 	/* A closed watch_fd gives EBADF from watch_mount() and nothing else. */
-	ret = sys_watch_mount(AT_FDCWD, "/", 0, -1, 0);
+	ret = watch_mount(AT_FDCWD, "/", 0, -1, 0);
 	if (ret < 0 && errno == ENOSYS)
 		SKIP(return, "watch_mount() not supported (CONFIG_MOUNT_NOTIFICATIONS=n)");
 	if (ret != -1 || errno != EBADF)
@@ -275,7 +222,7 @@ TEST_F(mount_notify, watch_alone_posts_nothing)
 {
 	struct rec r[MAX_RECS];
 
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 0);
 }
 
@@ -284,7 +231,7 @@ TEST_F(mount_notify, new_mount_is_reported_on_parent)
 	struct rec r[MAX_RECS];
 	uint64_t a;
 
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 0x12), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 0x12), 0);
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	a = mnt_id(BASE "/a");
 	ASSERT_NE(a, 0ULL);
@@ -302,7 +249,7 @@ TEST_F(mount_notify, new_readonly_mount_has_is_now_ro)
 	struct rec r[MAX_RECS];
 	uint64_t a;
 
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 3), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 3), 0);
 	ASSERT_EQ(tmpfs_at(BASE "/a", MS_RDONLY | MS_NOSUID), 0);
 	a = mnt_id(BASE "/a");
 
@@ -325,7 +272,7 @@ TEST_F(mount_notify, attached_detached_tree_is_new_mount)
 	fd = syscall(__NR_open_tree, AT_FDCWD, BASE "/a",
 		     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 4), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 4), 0);
 	ASSERT_EQ(syscall(__NR_move_mount, fd, "", AT_FDCWD, BASE "/b",
 			  MOVE_MOUNT_F_EMPTY_PATH), 0);
 	close(fd);
@@ -343,7 +290,7 @@ TEST_F(mount_notify, unmount_is_reported_on_parent)
 
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	a = mnt_id(BASE "/a");
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 5), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 5), 0);
 	ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
 
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
@@ -360,7 +307,7 @@ TEST_F(mount_notify, expiry_then_unmount)
 
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	a = mnt_id(BASE "/a");
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 6), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 6), 0);
 	ASSERT_EQ(sys_umount2(BASE "/a", MNT_EXPIRE), -1);
 	ASSERT_EQ(errno, EAGAIN);
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 0);
@@ -380,7 +327,7 @@ TEST_F(mount_notify, mount_setattr_readonly_toggles)
 
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	a = mnt_id(BASE "/a");
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 7), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 7), 0);
 
 	ASSERT_EQ(sys_mount_setattr(BASE "/a", MOUNT_ATTR_RDONLY, 0), 0);
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
@@ -405,7 +352,7 @@ TEST_F(mount_notify, bind_remount_readonly)
 
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	a = mnt_id(BASE "/a");
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 8), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 8), 0);
 	ASSERT_EQ(sys_mount(NULL, BASE "/a", NULL,
 			    MS_REMOUNT | MS_BIND | MS_RDONLY, NULL), 0);
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
@@ -420,7 +367,7 @@ TEST_F(mount_notify, mount_setattr_flags_is_setattr)
 
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	a = mnt_id(BASE "/a");
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 9), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 9), 0);
 	ASSERT_EQ(sys_mount_setattr(BASE "/a",
 				    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0), 0);
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
@@ -437,7 +384,7 @@ TEST_F(mount_notify, readonly_and_other_flag_post_both)
 
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	a = mnt_id(BASE "/a");
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 10), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 10), 0);
 	ASSERT_EQ(sys_mount_setattr(BASE "/a",
 				    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOEXEC, 0), 0);
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 2);
@@ -455,7 +402,7 @@ TEST_F(mount_notify, bind_remount_noexec_is_setattr)
 
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	a = mnt_id(BASE "/a");
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 11), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 11), 0);
 	ASSERT_EQ(sys_mount(NULL, BASE "/a", NULL,
 			    MS_REMOUNT | MS_BIND | MS_NOEXEC, NULL), 0);
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
@@ -479,9 +426,9 @@ TEST_F(mount_notify, move_from_and_move_to)
 	c = mnt_id(BASE "/a/x");
 	ASSERT_EQ(make_queue(q2), 0);
 	ASSERT_EQ(make_queue(q3), 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/b", 0, q2[1], 2), 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, q3[1], 3), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/b", 0, q2[1], 2), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, q3[1], 3), 0);
 
 	ASSERT_EQ(sys_mount(BASE "/a/x", BASE "/b/y", NULL, MS_MOVE, NULL), 0);
 	ASSERT_EQ(mnt_id(BASE "/b/y"), c);
@@ -508,11 +455,11 @@ TEST_F(mount_notify, subtree_propagation_sets_in_subtree)
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	ASSERT_EQ(mkdir(BASE "/a/x", 0755), 0);
 	a = mnt_id(BASE "/a");
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 2), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 2), 0);
 	/* A watch on "/tmp" (above BASE) on another queue sees it too. */
 	ASSERT_EQ(make_queue(q2), 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, "/tmp", 0, q2[1], 3), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, "/tmp", 0, q2[1], 3), 0);
 
 	ASSERT_EQ(tmpfs_at(BASE "/a/x", 0), 0);
 	x = mnt_id(BASE "/a/x");
@@ -542,7 +489,7 @@ TEST_F(mount_notify, events_outside_subtree_not_seen)
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	ASSERT_EQ(tmpfs_at(BASE "/b", 0), 0);
 	ASSERT_EQ(mkdir(BASE "/b/y", 0755), 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), 0);
 	ASSERT_EQ(tmpfs_at(BASE "/b/y", 0), 0);
 	ASSERT_EQ(sys_mount_setattr(BASE "/b", MOUNT_ATTR_RDONLY, 0), 0);
 	ASSERT_EQ(sys_umount2(BASE "/b", MNT_DETACH), 0);
@@ -568,7 +515,7 @@ TEST_F(mount_notify, filter_on_in_subtree)
 	uint64_t a;
 
 	ASSERT_EQ(ioctl(self->q[0], IOC_WATCH_QUEUE_SET_FILTER, &filter), 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	a = mnt_id(BASE "/a");
 	ASSERT_EQ(mkdir(BASE "/a/x", 0755), 0);
@@ -599,8 +546,8 @@ TEST_F(mount_notify, umount_of_watched_mount_posts_removal)
 
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	a = mnt_id(BASE "/a");
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 0x21), 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 0x22), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 0x21), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 0x22), 0);
 	ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
 
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 2);
@@ -628,8 +575,8 @@ TEST_F(mount_notify, lazy_umount_of_busy_watched_tree_posts_removals)
 	x = mnt_id(BASE "/a/x");
 	fd = open(BASE "/a/x", O_RDONLY | O_DIRECTORY);	/* keeps it busy */
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a/x", 0, self->q[1], 2), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a/x", 0, self->q[1], 2), 0);
 	ASSERT_EQ(sys_umount2(BASE "/a", MNT_DETACH), 0);
 
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 3);
@@ -638,7 +585,7 @@ TEST_F(mount_notify, lazy_umount_of_busy_watched_tree_posts_removals)
 	assert_removal(_metadata, &r[1], 1, a);
 	assert_removal(_metadata, &r[2], 2, x);
 	/* A detached mount cannot be watched. */
-	ASSERT_EQ(sys_watch_mount(fd, "", AT_EMPTY_PATH, self->q[1], 3), -1);
+	ASSERT_EQ(watch_mount(fd, "", AT_EMPTY_PATH, self->q[1], 3), -1);
 	ASSERT_EQ(errno, EINVAL);
 	close(fd);
 }
@@ -647,29 +594,29 @@ TEST_F(mount_notify, remove_watch_then_ebadslt)
 {
 	struct rec r[MAX_RECS];
 
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 0x33), 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 0x33), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), 0);
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
 	assert_removal(_metadata, &r[0], 0x33, self->base_id);
 
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 0);
 
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), -1);
 	ASSERT_EQ(errno, EBADSLT);
 }
 
 TEST_F(mount_notify, remove_nonexistent_watch_is_ebadslt)
 {
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), -1);
 	ASSERT_EQ(errno, EBADSLT);
 	/* A watch by another queue does not count. */
 	{
 		int q2[2];
 
 		ASSERT_EQ(make_queue(q2), 0);
-		ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, q2[1], 1), 0);
-		ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), -1);
+		ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, q2[1], 1), 0);
+		ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), -1);
 		ASSERT_EQ(errno, EBADSLT);
 	}
 }
@@ -678,64 +625,64 @@ TEST_F(mount_notify, second_watch_same_queue_is_ebusy)
 {
 	int q2[2];
 
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 2), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 2), -1);
 	ASSERT_EQ(errno, EBUSY);
 	/* Through another path into the same mount, too. */
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), -1);
 	ASSERT_EQ(errno, EBUSY);
 	/* Another queue may watch it. */
 	ASSERT_EQ(make_queue(q2), 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, q2[1], 1), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, q2[1], 1), 0);
 }
 
 TEST_F(mount_notify, bad_watch_fd)
 {
 	int p[2], fd;
 
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, -1, 0), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, -1, 0), -1);
 	ASSERT_EQ(errno, EBADF);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, 1000, 0), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, 1000, 0), -1);
 	ASSERT_EQ(errno, EBADF);
 
 	/* Open fds that are not watch queues: EINVAL. */
 	ASSERT_EQ(pipe(p), 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, p[1], 0), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, p[1], 0), -1);
 	ASSERT_EQ(errno, EINVAL);
 	fd = open("/dev/null", O_RDONLY);
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, fd, 0), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, fd, 0), -1);
 	ASSERT_EQ(errno, EINVAL);
 }
 
 TEST_F(mount_notify, bad_at_flags)
 {
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, AT_REMOVEDIR, self->q[1], 0), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, AT_REMOVEDIR, self->q[1], 0), -1);
 	ASSERT_EQ(errno, EINVAL);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, AT_RECURSIVE, self->q[1], 0), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, AT_RECURSIVE, self->q[1], 0), -1);
 	ASSERT_EQ(errno, EINVAL);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0x80000000U, self->q[1], 0), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0x80000000U, self->q[1], 0), -1);
 	ASSERT_EQ(errno, EINVAL);
 	/* The three allowed flags are accepted together. */
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE,
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE,
 				  AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_SYMLINK_NOFOLLOW,
 				  self->q[1], 0), 0);
 }
 
 TEST_F(mount_notify, bad_watch_id)
 {
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 256), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 256), -1);
 	ASSERT_EQ(errno, EINVAL);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], -2), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], -2), -1);
 	ASSERT_EQ(errno, EINVAL);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 255), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 255), 0);
 }
 
 TEST_F(mount_notify, missing_path_is_enoent)
 {
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/nonexistent", 0, self->q[1], 0), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/nonexistent", 0, self->q[1], 0), -1);
 	ASSERT_EQ(errno, ENOENT);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, "", 0, self->q[1], 0), -1);
+	ASSERT_EQ(watch_mount(AT_FDCWD, "", 0, self->q[1], 0), -1);
 	ASSERT_EQ(errno, ENOENT);
 }
 
@@ -747,7 +694,7 @@ TEST_F(mount_notify, empty_path_watches_fd_mount)
 
 	fd = open(BASE, O_PATH);
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(sys_watch_mount(fd, "", AT_EMPTY_PATH, self->q[1], 0x44), 0);
+	ASSERT_EQ(watch_mount(fd, "", AT_EMPTY_PATH, self->q[1], 0x44), 0);
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	a = mnt_id(BASE "/a");
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
@@ -771,7 +718,7 @@ TEST_F(mount_notify, no_search_permission_is_eacces)
 
 		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
 			_exit(2);
-		ret = sys_watch_mount(AT_FDCWD, BASE "/a/locked", 0, self->q[1], 0);
+		ret = watch_mount(AT_FDCWD, BASE "/a/locked", 0, self->q[1], 0);
 		_exit(ret == -1 && errno == EACCES ? 0 : 1);
 	}
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
@@ -788,7 +735,7 @@ TEST_F(mount_notify, mount_outside_namespace_is_einval)
 	fd = syscall(__NR_open_tree, AT_FDCWD, BASE "/a",
 		     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(sys_watch_mount(fd, "", AT_EMPTY_PATH, self->q[1], 0), -1);
+	ASSERT_EQ(watch_mount(fd, "", AT_EMPTY_PATH, self->q[1], 0), -1);
 	ASSERT_EQ(errno, EINVAL);
 	close(fd);
 }
@@ -796,7 +743,7 @@ TEST_F(mount_notify, mount_outside_namespace_is_einval)
 /* Closing the queue drops its watches; later events are harmless. */
 TEST_F(mount_notify, close_queue_then_events)
 {
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
 	close(self->q[0]);
 	close(self->q[1]);
 	self->q[0] = self->q[1] = -1;
@@ -820,7 +767,7 @@ TEST_F(mount_notify, per_user_watch_limit)
 	ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
 	for (i = 0; i < 20; i++) {
 		snprintf(path, sizeof(path), BASE "/m%d", i);
-		if (sys_watch_mount(AT_FDCWD, path, 0, self->q[1], 1) == 0) {
+		if (watch_mount(AT_FDCWD, path, 0, self->q[1], 1) == 0) {
 			ok++;
 			continue;
 		}
@@ -835,7 +782,7 @@ TEST_F(mount_notify, per_user_watch_limit)
 	close(self->q[1]);
 	ASSERT_EQ(make_queue(self->q), 0);
 	for (i = 0; i < 100; i++) {
-		if (sys_watch_mount(AT_FDCWD, BASE "/m0", 0, self->q[1], 1) == 0)
+		if (watch_mount(AT_FDCWD, BASE "/m0", 0, self->q[1], 1) == 0)
 			break;
 		ASSERT_EQ(errno, EAGAIN);
 		usleep(20000);
@@ -869,9 +816,9 @@ TEST_F_TIMEOUT(mount_notify, close_queues_while_posting, 300)
 	ASSERT_EQ(pthread_create(&th, NULL, mount_churn, &c), 0);
 	for (i = 0; i < 2000; i++) {
 		ASSERT_EQ(make_queue(q), 0);
-		ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, q[1], i & 0xff), 0);
+		ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, q[1], i & 0xff), 0);
 		if (i & 1)
-			ASSERT_EQ(sys_watch_mount(AT_FDCWD, "/tmp", 0, q[1], 1), 0);
+			ASSERT_EQ(watch_mount(AT_FDCWD, "/tmp", 0, q[1], 1), 0);
 		close(q[0]);
 		close(q[1]);
 	}
@@ -928,10 +875,10 @@ static void *dying_watches(void *arg)
 			d->errors++;
 			break;
 		}
-		if (sys_watch_mount(AT_FDCWD, BASE, 0, q[1], wid))
+		if (watch_mount(AT_FDCWD, BASE, 0, q[1], wid))
 			d->errors++;
 		sched_yield();
-		if (sys_watch_mount(AT_FDCWD, BASE, 0, q[1], -1))
+		if (watch_mount(AT_FDCWD, BASE, 0, q[1], -1))
 			d->errors++;
 		while ((len = read(q[0], buf, sizeof(buf))) > 0) {
 			d->bad += bad_records(buf, len, wid);
@@ -968,7 +915,7 @@ TEST_F_TIMEOUT(mount_notify, records_keep_length_and_id_while_watches_die, 300)
 		ASSERT_EQ(make_queue(p), 0);
 		q[0][i] = p[0];
 		q[1][i] = p[1];
-		ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, p[1], 201 + i % 50), 0);
+		ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, p[1], 201 + i % 50), 0);
 	}
 	for (i = 0; i < 2; i++) {
 		d[i] = (struct dying_watches){ .stop = &c.stop, .first_id = 1 + i * 100 };
@@ -1004,6 +951,73 @@ TEST_F_TIMEOUT(mount_notify, records_keep_length_and_id_while_watches_die, 300)
 	}
 }
 
+#ifndef MOVE_MOUNT_BENEATH
+#define MOVE_MOUNT_BENEATH 0x00000200
+#endif
+
+/*
+ * move_mount(MOVE_MOUNT_BENEATH) attaches a new mount where the top one was and
+ * puts the top one on the new one: the new mount must be announced before the
+ * move that names it as the top one's new parent.
+ */
+TEST_F(mount_notify, beneath_announces_the_new_parent_before_the_move)
+{
+	struct rec r[MAX_RECS];
+	uint64_t top, fresh;
+	int fd;
+
+	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+	top = mnt_id(BASE "/a");
+	fd = syscall(__NR_open_tree, AT_FDCWD, BASE "/b",
+		     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 9), 0);
+
+	ASSERT_EQ(syscall(__NR_move_mount, fd, "", AT_FDCWD, BASE "/a",
+			  MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_BENEATH), 0);
+	close(fd);
+	/* The old top is still what /a shows; the new mount is below it. */
+	ASSERT_EQ(mnt_id(BASE "/a"), top);
+	ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
+	fresh = mnt_id(BASE "/a");
+	ASSERT_NE(fresh, self->base_id);
+	ASSERT_NE(fresh, top);
+
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 4);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_NEW_MOUNT, 9, 0,
+			 self->base_id, fresh, self->base_id);
+	ASSERT_MOUNT_REC(&r[1], NOTIFY_MOUNT_MOVE_FROM, 9, 0,
+			 self->base_id, top, self->base_id);
+	ASSERT_MOUNT_REC(&r[2], NOTIFY_MOUNT_MOVE_TO, 9, NOTIFY_MOUNT_IN_SUBTREE,
+			 fresh, top, self->base_id);
+	/* umount of the top: it leaves the new mount. */
+	ASSERT_MOUNT_REC(&r[3], NOTIFY_MOUNT_UNMOUNT, 9, NOTIFY_MOUNT_IN_SUBTREE,
+			 fresh, top, self->base_id);
+}
+
+/* Removing a watch needs the path and the queue, not the namespace. */
+TEST_F(mount_notify, remove_watch_from_another_namespace)
+{
+	struct rec r[MAX_RECS];
+	int base, old_ns;
+
+	base = open(BASE, O_RDONLY | O_DIRECTORY);
+	ASSERT_GE(base, 0);
+	/* Keeps the old namespace, and so the watched mount, alive. */
+	old_ns = open("/proc/self/ns/mnt", O_RDONLY);
+	ASSERT_GE(old_ns, 0);
+	ASSERT_EQ(watch_mount(base, "", AT_EMPTY_PATH, self->q[1], 4), 0);
+	ASSERT_EQ(unshare(CLONE_NEWNS), 0);
+	/* Still the old namespace's mount, through the fd from before. */
+	ASSERT_EQ(watch_mount(base, "", AT_EMPTY_PATH, self->q[1], -1), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	assert_removal(_metadata, &r[0], 4, self->base_id);
+	/* Setting one there needs CAP_SYS_ADMIN over its owner: we have it. */
+	ASSERT_EQ(watch_mount(base, "", AT_EMPTY_PATH, self->q[1], 5), 0);
+	close(base);
+	close(old_ns);
+}
+
 /* A watched mount that is moved tells its own watch where it went. */
 TEST_F(mount_notify, move_of_watched_mount_reaches_its_own_watch)
 {
@@ -1018,7 +1032,7 @@ TEST_F(mount_notify, move_of_watched_mount_reaches_its_own_watch)
 	a = mnt_id(BASE "/a");
 	b = mnt_id(BASE "/b");
 	c = mnt_id(BASE "/a/x");
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a/x", 0, self->q[1], 5), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a/x", 0, self->q[1], 5), 0);
 
 	ASSERT_EQ(sys_mount(BASE "/a/x", BASE "/b/y", NULL, MS_MOVE, NULL), 0);
 
@@ -1059,10 +1073,10 @@ TEST_F(mount_notify, chroot_watcher_hears_only_of_mounts_below_its_root)
 		if (chroot(BASE "/jail") || chdir("/"))
 			_exit(10);
 		/* A path outside the root, through an fd from before the chroot. */
-		if (sys_watch_mount(outside, "", AT_EMPTY_PATH, self->q[1], 6) != -1 ||
+		if (watch_mount(outside, "", AT_EMPTY_PATH, self->q[1], 6) != -1 ||
 		    errno != EPERM)
 			_exit(11);
-		_exit(sys_watch_mount(AT_FDCWD, "/", 0, self->q[1], 7) ? 12 : 0);
+		_exit(watch_mount(AT_FDCWD, "/", 0, self->q[1], 7) ? 12 : 0);
 	}
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
 	ASSERT_TRUE(WIFEXITED(status));
@@ -1141,11 +1155,11 @@ TEST_F(mount_notify, unprivileged_user_namespace_watches_its_own_mounts)
 		    write_file("/proc/self/gid_map", "0 65534 1"))
 			_exit(14);
 		/* A mount of the parent's namespace: not without privilege there. */
-		if (sys_watch_mount(parent_ns_dir, "", AT_EMPTY_PATH, q[1], 1) != -1 ||
+		if (watch_mount(parent_ns_dir, "", AT_EMPTY_PATH, q[1], 1) != -1 ||
 		    errno != EPERM)
 			_exit(12);
 		base = mnt_id(BASE);
-		if (!base || sys_watch_mount(AT_FDCWD, BASE, 0, q[1], 2))
+		if (!base || watch_mount(AT_FDCWD, BASE, 0, q[1], 2))
 			_exit(15);
 		if (tmpfs_at(BASE "/a", 0))
 			_exit(16);
@@ -1167,7 +1181,7 @@ TEST_F(mount_notify, unprivileged_user_namespace_watches_its_own_mounts)
 	close(parent_ns_dir);
 }
 
-/* Automount submounts are flagged; needs a kernel with a debugfs automount. */
+/* Automounts are flagged, bind mounts of them are not (tracefs in debugfs). */
 TEST_F(mount_notify, automount_is_submount)
 {
 	struct rec r[MAX_RECS];
@@ -1179,13 +1193,23 @@ TEST_F(mount_notify, automount_is_submount)
 	if (lstat(BASE "/a/tracing", &st))
 		SKIP(return, "no tracefs automount point in debugfs");
 	d = mnt_id(BASE "/a");
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE "/a", 0, self->q[1], 1), 0);
 	ASSERT_EQ(stat(BASE "/a/tracing/.", &st), 0);
 	t = mnt_id(BASE "/a/tracing/.");
 	ASSERT_NE(t, d);
 	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
 	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_NEW_MOUNT, 1,
 			 NOTIFY_MOUNT_IS_SUBMOUNT, d, t, d);
+
+	/*
+	 * A bind mount of the automount is made by the user, not the kernel,
+	 * although clone_mnt() copies the automount's MNT_SHRINKABLE.
+	 */
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 2), 0);
+	ASSERT_EQ(sys_mount(BASE "/a/tracing", BASE "/b", NULL, MS_BIND, NULL), 0);
+	ASSERT_EQ(read_recs(self->q[0], r, MAX_RECS), 1);
+	ASSERT_MOUNT_REC(&r[0], NOTIFY_MOUNT_NEW_MOUNT, 2, 0, self->base_id,
+			 mnt_id(BASE "/b"), self->base_id);
 }
 
 /*
@@ -1325,7 +1349,7 @@ TEST_F_TIMEOUT(mount_notify, stress_mount_umount_loss_accounting, 600)
 	ASSERT_NE(c.ids, NULL);
 	ASSERT_NE(c.sub, NULL);
 
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
 	ASSERT_EQ(pthread_create(&th, NULL, consume, &c), 0);
 	for (i = 0; i < CYCLES; i++) {
 		ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
@@ -1358,7 +1382,7 @@ TEST_F(mount_notify, overflow_is_flagged_with_loss_record)
 	c.sub = calloc(c.max, 1);
 	ASSERT_NE(c.ids, NULL);
 	ASSERT_NE(c.sub, NULL);
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
 	for (i = 0; i < 1000; i++) {
 		ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 		expect[i] = mnt_id(BASE "/a");
@@ -1393,7 +1417,7 @@ TEST_F(mount_notify, ring_new_mount)
 	slots = map;
 	head = (volatile uint32_t *)((char *)map + 8);
 
-	ASSERT_EQ(sys_watch_mount(AT_FDCWD, BASE, 0, fd, 0x12), 0);
+	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, fd, 0x12), 0);
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	a = mnt_id(BASE "/a");
 

@@ -13,8 +13,8 @@
  * (struct model below): the meta entry, skip records, loss records, the
  * records and every byte the kernel must leave alone.
  *
- * Do not include <fcntl.h> or <sys/mount.h>: <linux/watch_queue.h> pulls in
- * <linux/fcntl.h> and the two redefine struct flock.
+ * <linux/watch_queue.h> is included with <fcntl.h> and <sys/mount.h> (through
+ * wq_util.h): since the series, it no longer drags in <linux/fcntl.h>.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -51,9 +51,13 @@ _Static_assert(offsetof(struct watch_notification_loss, nr_lost) == 8, "nr_lost 
 _Static_assert(WATCH_INFO_NR_SLOTS == 0x3f, "ring length mask");
 _Static_assert(WATCH_META_SKIP_NOTIFICATION == 2, "skip subtype");
 _Static_assert(IOC_WATCH_QUEUE_NR_PAGES == _IO('W', 0x62), "NR_PAGES ioctl");
-_Static_assert(IOC_WATCH_QUEUE_TAKE_LOSS == _IOR('W', 0x63, __u32), "TAKE_LOSS ioctl");
-_Static_assert(IOC_WATCH_QUEUE_INJECT == _IOW('W', 0x64, struct watch_notification),
-	       "INJECT ioctl");
+_Static_assert(sizeof(struct watch_queue_loss) == 8, "TAKE_LOSS result");
+_Static_assert(offsetof(struct watch_queue_loss, head) == 4, "TAKE_LOSS head");
+_Static_assert(IOC_WATCH_QUEUE_TAKE_LOSS == _IOR('W', 0x63, struct watch_queue_loss),
+	       "TAKE_LOSS ioctl");
+/* The size INJECT encodes is the most it reads: the longest record. */
+_Static_assert(_IOC_SIZE(IOC_WATCH_QUEUE_INJECT) == 63 * 8, "INJECT ioctl size");
+_Static_assert(IOC_WATCH_QUEUE_INJECT == _IOW('W', 0x64, __u64[63]), "INJECT ioctl");
 _Static_assert(WATCH_QUEUE_RING_MAX_PAGES == 256, "max ring size");
 
 /* ---------------------------------------------------------------------------
@@ -86,9 +90,21 @@ static long nr_pages_ioctl(int fd, unsigned long nr)
 	return ioctl(fd, IOC_WATCH_QUEUE_NR_PAGES, nr);
 }
 
+/* IOC_WATCH_QUEUE_TAKE_LOSS: the count, and where in the stream it applies. */
+static long take_loss_at(int fd, uint32_t *lost, uint32_t *head)
+{
+	struct watch_queue_loss l = { .nr_lost = 0xdeadbeef, .head = 0xdeadbeef };
+	long ret = ioctl(fd, IOC_WATCH_QUEUE_TAKE_LOSS, &l);
+
+	*lost = l.nr_lost;
+	if (head)
+		*head = l.head;
+	return ret;
+}
+
 static long take_loss(int fd, uint32_t *lost)
 {
-	return ioctl(fd, IOC_WATCH_QUEUE_TAKE_LOSS, lost);
+	return take_loss_at(fd, lost, NULL);
 }
 
 /*
@@ -368,13 +384,18 @@ static void drain(struct ring *r, struct model *m)
 	set_tail(r, m->head);
 }
 
-/* The kernel's pending loss must be the model's; both are reset. */
+/*
+ * The kernel's pending loss must be the model's, and placed where the model
+ * is: after every record before its head.  Both are reset.
+ */
 static void check_take_loss(struct __test_metadata *_metadata, struct ring *r, struct model *m)
 {
-	uint32_t lost = 0xdeadbeef;
+	uint32_t lost, head;
 
-	ASSERT_EQ(0, take_loss(r->fd, &lost));
+	ASSERT_EQ(0, take_loss_at(r->fd, &lost, &head));
 	ASSERT_EQ(m->lost, lost);
+	ASSERT_EQ(m->head, head);
+	ASSERT_EQ(r->meta->head, head);
 	m->lost = 0;
 }
 
@@ -962,21 +983,38 @@ TEST_F(ring, fresh_ring_is_meta_skip_entry_then_zeroes)
 		ASSERT_EQ(0, R->slots[i]);
 }
 
-TEST(uapi_layout_offsets_match_design)
+/*
+ * INJECT reads the record's own length, not the 504 bytes its ioctl number
+ * encodes: a 1-slot record just before an unmapped page goes in, a 63-slot
+ * record that runs into that page is EFAULT and posts nothing.
+ */
+TEST_F(ring, inject_reads_only_the_records_own_slots)
 {
-	/* The same checks as the _Static_asserts above, visible in the output. */
-	EXPECT_EQ(8, sizeof(struct watch_notification));
-	EXPECT_EQ(16, sizeof(struct watch_queue_ring_meta));
-	EXPECT_EQ(8, offsetof(struct watch_queue_ring_meta, head));
-	EXPECT_EQ(12, offsetof(struct watch_queue_ring_meta, tail));
-	EXPECT_EQ(16, sizeof(struct watch_notification_loss));
-	EXPECT_EQ(8, offsetof(struct watch_notification_loss, nr_lost));
-	EXPECT_EQ(12, offsetof(struct watch_notification_loss, __reserved));
-	EXPECT_EQ(0x3f, WATCH_INFO_NR_SLOTS);
-	EXPECT_EQ(_IO('W', 0x62), IOC_WATCH_QUEUE_NR_PAGES);
-	EXPECT_EQ(_IOR('W', 0x63, __u32), IOC_WATCH_QUEUE_TAKE_LOSS);
-	EXPECT_EQ(_IOW('W', 0x64, struct watch_notification), IOC_WATCH_QUEUE_INJECT);
-	EXPECT_EQ(256, WATCH_QUEUE_RING_MAX_PAGES);
+	size_t page = page_size();
+	unsigned char *buf;
+	uint32_t lost;
+	uint64_t *rec;
+
+	NEED_INJECT();
+	buf = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	ASSERT_EQ(0, munmap(buf + page, page));
+
+	rec = (uint64_t *)(buf + page - 8);
+	make_rec(rec, 1, TEST_TYPE, 3, 0, 1);
+	EXPECT_EQ(0, inject(R->fd, rec));
+	EXPECT_EQ(3, R->meta->head);
+
+	rec = (uint64_t *)(buf + page - 62 * 8);
+	make_rec(rec, 62, TEST_TYPE, 3, 0, 1);
+	rec[0] = hdr_word(TEST_TYPE, 3, 63);	/* claims one slot more */
+	EXPECT_EQ(-1, inject(R->fd, rec));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(3, R->meta->head);
+	ASSERT_EQ(0, take_loss(R->fd, &lost));
+	EXPECT_EQ(0, lost);
+	munmap(buf, page);
 }
 
 TEST_F(ring, first_record_lands_at_slot_2_and_head_counts_the_meta_entry)

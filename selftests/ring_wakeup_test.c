@@ -11,13 +11,12 @@
  * tail is a lost wake-up.  The writer used to decide whether to wake from the
  * tail it read before writing the record: a consumer that caught up and went
  * to sleep in between was never woken.
- *
- * Do not include <fcntl.h>: <linux/watch_queue.h> pulls in <linux/fcntl.h>.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -91,10 +90,9 @@ FIXTURE(wakeup) {
 FIXTURE_SETUP(wakeup)
 {
 	struct watch_notification probe = { .type = WATCH_TYPE_KEY_NOTIFY, .info = 1 };
-	uint32_t lost;
+	struct watch_queue_loss lost;
 
-	self->fd = syscall(__NR_openat, AT_FDCWD, "/dev/watch_queue",
-			   O_RDWR | O_CLOEXEC, 0);
+	self->fd = open("/dev/watch_queue", O_RDWR | O_CLOEXEC);
 	ASSERT_GE(self->fd, 0) TH_LOG("open /dev/watch_queue: %s", strerror(errno));
 	/* The injection ioctl exists only in test kernels. */
 	if (ioctl(self->fd, IOC_WATCH_QUEUE_INJECT, &probe) < 0 && errno == ENOTTY)
@@ -129,7 +127,8 @@ static int consume(struct __test_metadata *_metadata,
 	unsigned int got = 0, lost_total = 0, sleeps = 0;
 	struct epoll_event ev = { .events = EPOLLIN };
 	int epfd = -1, lost_wakeups = 0;
-	uint32_t head, tail, lost;
+	struct watch_queue_loss lost;
+	uint32_t head, tail;
 	pthread_t th;
 
 	if (how != WAIT_POLL) {
@@ -190,12 +189,13 @@ static int consume(struct __test_metadata *_metadata,
 		    self->meta->head == tail) {
 			/* Everything posted is consumed; the rest was lost. */
 			ASSERT_EQ(ioctl(self->fd, IOC_WATCH_QUEUE_TAKE_LOSS, &lost), 0);
-			lost_total += lost;
+			ASSERT_EQ(lost.head, tail);
+			lost_total += lost.nr_lost;
 		}
 	}
 	ASSERT_EQ(pthread_join(th, NULL), 0);
 	ASSERT_EQ(ioctl(self->fd, IOC_WATCH_QUEUE_TAKE_LOSS, &lost), 0);
-	lost_total += lost;
+	lost_total += lost.nr_lost;
 	EXPECT_EQ(p.errors, 0);
 	if (!lost_wakeups)
 		EXPECT_EQ(got + lost_total, records);

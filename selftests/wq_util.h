@@ -3,10 +3,8 @@
  * The headers, system call wrappers and small helpers shared by the
  * selftests, the benchmarks and the checker drivers.  Every number comes from the installed
  * uapi headers (-isystem $(HDR)): __NR_watch_mount from <asm/unistd_64.h>,
- * KEYCTL_* from <linux/keyctl.h>.
- *
- * Do not include <fcntl.h> next to this: <linux/watch_queue.h> pulls in
- * <linux/fcntl.h> and the two redefine struct flock.
+ * KEYCTL_* from <linux/keyctl.h>.  <linux/watch_queue.h> goes with the C
+ * library's <fcntl.h> and <sys/mount.h> like any other header.
  */
 #ifndef WQ_UTIL_H
 #define WQ_UTIL_H
@@ -15,6 +13,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -29,13 +28,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-
-/* glibc's <stdio.h> and <linux/fcntl.h> both define these (as the sample notes). */
-#undef AT_RENAME_NOREPLACE
-#undef AT_RENAME_EXCHANGE
-#undef AT_RENAME_WHITEOUT
-#include <linux/fcntl.h>
+#include <sys/mount.h>
 #include <linux/keyctl.h>
+#include <linux/mount.h>
 #include <linux/watch_queue.h>
 
 #ifndef ARRAY_SIZE
@@ -44,10 +39,9 @@
 
 typedef int32_t key_serial_t;
 
-/* open(2) without <fcntl.h>, which clashes with <linux/fcntl.h>. */
 static inline int sys_open(const char *path, int flags)
 {
-	return syscall(__NR_openat, AT_FDCWD, path, flags, 0);
+	return open(path, flags, 0);
 }
 
 static inline long kctl(int cmd, unsigned long a2, unsigned long a3, unsigned long a4,

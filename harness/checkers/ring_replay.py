@@ -154,9 +154,14 @@ class Replay:
         elif op.kind is Kind.TAKE_LOSS:
             if op.err:
                 raise Mismatch(f"TAKE_LOSS failed: {errno.errorcode.get(op.err, op.err)}")
-            got, want = op.u32(0, op.result), self.model.take_loss()
+            got = op.u32(0, op.result)
+            want, want_head = self.model.take_loss_at()
             if got != want:
                 raise Mismatch(f"take_loss returned {got}, model says {want}")
+            # struct watch_queue_loss: the head the count applies to follows.
+            if len(op.result) >= 8 and op.u32(4, op.result) != want_head:
+                raise Mismatch(f"take_loss placed the loss at head {op.u32(4, op.result)}, "
+                               f"model says {want_head}")
             self.tally.taken += got
         elif op.kind is Kind.SET_FILTER:
             self.set_filter(op)

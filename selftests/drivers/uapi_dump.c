@@ -10,6 +10,7 @@
  * Every name printed here is a field of harness.uapi.Uapi, and the reverse
  * (a host unit test checks both directions).
  */
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <asm/unistd.h>
