@@ -11,11 +11,14 @@ from harness.layout import Layout
 from harness.proc import StageResult, Timer, run_logged
 
 # The kernel source is not among them: the source stage fetches linux-source-7.3 from
-# trixie-backports itself (harness/debian.py), without root.  libcap-dev: upstream's
-# mount-notify and statmount selftests link with -lcap.
-PACKAGES = ["qemu-system-x86", "udev", "gcc", "make", "flex", "bison", "bc", "libelf-dev",
-            "libssl-dev", "cpio", "rsync", "ccache", "keyutils", "git", "python3-venv",
-            "sparse", "perl", "libcap-dev", "xz-utils", "debian-archive-keyring"]
+# trixie-backports itself (harness/debian.py), without root; nor is sparse: Debian 12's
+# cannot parse 7.3, check-series runs sid's (harness/sidsparse.py).  libcap-dev: upstream's
+# mount-notify and statmount selftests link with -lcap.  g++: the uapi compile test.
+# mandoc, groff-base: patches/man-pages/lint.sh.
+PACKAGES = ["qemu-system-x86", "udev", "gcc", "g++", "make", "flex", "bison", "bc",
+            "libelf-dev", "libssl-dev", "cpio", "rsync", "ccache", "keyutils", "git",
+            "python3-venv", "perl", "libcap-dev", "xz-utils", "debian-archive-keyring",
+            "mandoc", "groff-base"]
 REQUIREMENTS = "requirements.txt"
 
 

@@ -104,6 +104,18 @@ class FakeApt:
         offer[package] = version
         self.offer(offer)
 
+    def publish_files(self, package: str, version: str,
+                      files: dict[str, tuple[bytes, int]]) -> None:
+        """A .deb holding files {path: (content, mode)}, offered like publish()."""
+        deb = self.state / "debs" / f"{package}_{version}.deb"
+        with tarfile.open(deb, "w") as tar:
+            _add(tar, "control", json.dumps({"Package": package, "Version": version}).encode())
+            for name, (data, mode) in files.items():
+                _add(tar, name, data, mode=mode)
+        offer = json.loads((self.state / "offer.json").read_text())
+        offer[package] = version
+        self.offer(offer)
+
     def fail_update(self, fail: bool = True) -> None:
         flag = self.state / "fail-update"
         if fail:

@@ -76,6 +76,9 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Layout:
     commit(src, {"b.c": "int b = 1;\n", "Kconfig": "CONFIG_A\nCONFIG_B\n"}, "b: one")
     commit(src, {"c.c": "int c = 1;\n", "Kconfig": "CONFIG_A\nCONFIG_B\nCONFIG_C\n"}, "c: one")
     source.export_patches(layout)
+    lint = layout.patches / "man-pages" / "lint.sh"
+    lint.parent.mkdir()
+    lint.write_text("#!/bin/sh\necho 'lint.sh: 7 page(s) clean'\n")
     (src / ".git" / "vmtest-debian-files").write_text("# upstream mtime 1\nd.c\n")
     layout.obj.mkdir(parents=True)
     (layout.obj / ".config").write_text(FULL_CONFIG)

@@ -1,0 +1,134 @@
+"""check-series' checks of the series head beyond checkpatch and the bisect build.
+
+- uapi: every uapi header the series touches compiles in one file together with
+  glibc's <fcntl.h>, <sys/mount.h>, <sys/ioctl.h>, <sys/syscall.h> and
+  <linux/mount.h>, as C and as C++, under -Wall -Werror, against the headers
+  installed from the series head (obj/hdr/include);
+- man pages: patches/man-pages/lint.sh;
+- selftests: the in-tree copy the series carries
+  (tools/testing/selftests/watch_queue/) is identical to selftests/.
+Each returns a list of failures, one line each.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from harness.proc import run_logged
+
+GLIBC = ("fcntl.h", "sys/mount.h", "sys/ioctl.h", "sys/syscall.h", "linux/mount.h")
+# Generic uapi headers, and x86's (the only architecture the harness builds).
+_UAPI = re.compile(r"^(?:arch/x86/)?include/uapi/(.+\.h)$")
+IN_TREE_SELFTESTS = Path("tools") / "testing" / "selftests" / "watch_queue"
+
+
+def uapi_headers(touched: list[str]) -> list[str]:
+    """The #include names of the uapi headers among the paths a series touches."""
+    return sorted({m.group(1) for path in touched if (m := _UAPI.match(path))})
+
+
+def uapi_source(headers: list[str], glibc_first: bool) -> str:
+    ours = [f"#include <{h}>" for h in headers]
+    theirs = [f"#include <{h}>" for h in GLIBC]
+    lines = [*theirs, *ours] if glibc_first else [*ours, *theirs]
+    return "\n".join(["#ifndef _GNU_SOURCE", "#define _GNU_SOURCE", "#endif", *lines,
+                      "int main(void) { return 0; }", ""])
+
+
+def compile_uapi(headers: list[str], include: Path, work: Path, log: Path) -> list[str]:
+    """Compile the headers with glibc's, both orders, as C and as C++; the failures."""
+    if not headers:
+        return []
+    work.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for glibc_first in (True, False):
+        order = "glibc first" if glibc_first else "uapi first"
+        src = work / f"uapi-{'glibc-first' if glibc_first else 'uapi-first'}.c"
+        src.write_text(uapi_source(headers, glibc_first))
+        for lang, cc in (("C", ["gcc", "-std=gnu11", "-x", "c"]),
+                         ("C++", ["g++", "-std=gnu++17", "-x", "c++"])):
+            proc = run_logged([*cc, "-Wall", "-Werror", "-fsyntax-only", f"-I{include}", src],
+                              log, f"uapi compile test ({lang}, {order})", check=False,
+                              env=dict(os.environ, LC_ALL="C"))
+            if proc.returncode != 0:
+                lines = proc.stdout.strip().splitlines()
+                first = next((ln for ln in lines if "error" in ln),
+                             lines[-1] if lines else "no output")
+                failures.append(f"uapi: {', '.join(headers)} do not compile as {lang} with "
+                                f"glibc's headers ({order}): {first.strip()}")
+    return failures
+
+
+def man_lint(script: Path, log: Path) -> list[str]:
+    """patches/man-pages/lint.sh; its failure is check-series' failure."""
+    if not script.exists():
+        return [f"man pages: {script} is missing"]
+    proc = run_logged(["sh", script], log, "man-pages lint", check=False)
+    if proc.returncode == 0:
+        return []
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    return [f"man pages: lint.sh exit {proc.returncode}: {lines[0] if lines else 'no output'}"]
+
+
+def selftests_identical(ours: Path, tree: Path) -> list[str] | None:
+    """selftests/*.c and *.h against the series' in-tree copy; None if it carries none."""
+    if not tree.is_dir():
+        return None
+    failures = []
+    for path in sorted([*ours.glob("*.c"), *ours.glob("*.h")]):
+        theirs = tree / path.name
+        if not theirs.exists():
+            failures.append(f"selftests: {path.name} is not in {IN_TREE_SELFTESTS}/ of the "
+                            "series")
+        elif theirs.read_bytes() != path.read_bytes():
+            failures.append(f"selftests: {path.name} differs from {IN_TREE_SELFTESTS}/"
+                            f"{path.name} in the series")
+    return failures
+
+
+# --- sparse from sid ------------------------------------------------------------------
+
+_WARNING = re.compile(r"^\S+\.[ch]:\d+:\d+: (warning|error): ")
+
+
+def sparse_findings(output: str) -> list[str]:
+    """sparse's warning and error lines in a kbuild log."""
+    return [ln.strip() for ln in output.splitlines() if _WARNING.match(ln.strip())]
+
+
+def sparse_objects(touched: list[str], obj: Path) -> tuple[list[str], list[str]]:
+    """(.o targets to check, .c files this config does not build) for the touched .c files."""
+    targets, unbuilt = [], []
+    for path in sorted(p for p in touched if p.endswith(".c")):
+        if path.startswith(("samples/", "tools/", "scripts/", "Documentation/", "usr/")):
+            continue
+        target = path[:-2] + ".o"
+        if (obj / target).exists():
+            targets.append(target)
+        else:
+            unbuilt.append(path)
+    return targets, unbuilt
+
+
+def run_sparse(src: Path, obj: Path, wrapper: Path, targets: list[str], log: Path,
+               make: list[str], env: dict[str, str] | None = None) -> list[str]:
+    """`make C=2 CHECK=wrapper` on the targets; every sparse warning is a failure.
+
+    C=2, not C=1: C=1 checks only what it recompiles, and after the bisect the
+    objects are up to date, so C=1 would check nothing and say nothing.
+    """
+    if not targets:
+        return []
+    proc = subprocess.run([*make, "-C", str(src), f"O={obj}", "C=2", f"CHECK={wrapper}",
+                           *targets], text=True, capture_output=True, check=False, env=env)
+    with log.open("a") as fh:
+        fh.write(f"$ make C=2 CHECK={wrapper} {' '.join(targets)}\n{proc.stdout}{proc.stderr}"
+                 f"# exit {proc.returncode}\n")
+    findings = sparse_findings(proc.stdout + proc.stderr)
+    failures = [f"sparse: {line}" for line in findings]
+    if proc.returncode != 0 and not findings:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        failures.append(f"sparse: make C=2 failed (exit {proc.returncode}): {tail[0]}")
+    return failures
