@@ -611,14 +611,14 @@ TEST_F(mount_notify, remove_nonexistent_watch_is_ebadslt)
 	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), -1);
 	ASSERT_EQ(errno, EBADSLT);
 	/* A watch by another queue does not count. */
-	{
+	do {
 		int q2[2];
 
 		ASSERT_EQ(make_queue(q2), 0);
 		ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, q2[1], 1), 0);
 		ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], -1), -1);
 		ASSERT_EQ(errno, EBADSLT);
-	}
+	} while (0);
 }
 
 TEST_F(mount_notify, second_watch_same_queue_is_ebusy)

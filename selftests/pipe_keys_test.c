@@ -232,7 +232,7 @@ FIXTURE_SETUP(wq)
 	ASSERT_GT(self->ring, 0);
 
 	/* Probe KEYCTL_WATCH_KEY on a throwaway key. */
-	{
+	do {
 		key_serial_t probe = add_user_key("probe", self->ring);
 
 		ASSERT_GT(probe, 0);
@@ -245,7 +245,7 @@ FIXTURE_SETUP(wq)
 		check_removal_rec(_metadata, only_rec(_metadata, self->fds[0], self->buf,
 						      sizeof(self->buf)), probe, 0);
 		ASSERT_EQ(0, kctl(KEYCTL_UNLINK, probe, self->ring, 0, 0));
-	}
+	} while (0);
 }
 
 FIXTURE_TEARDOWN(wq)
@@ -417,7 +417,7 @@ TEST_F(wq, invalidate_posts_invalidated)
 	ASSERT_EQ(0, watch_key(k, FD, 6));
 	ASSERT_EQ(0, kctl(KEYCTL_INVALIDATE, k, 0, 0, 0));
 	/* The removal may follow once gc runs; the first record is the invalidation. */
-	{
+	do {
 		struct rec recs[4];
 		size_t len = drain(_metadata, FD, BUF);
 		int n = split(_metadata, self->buf, len, recs, 4);
@@ -427,7 +427,7 @@ TEST_F(wq, invalidate_posts_invalidated)
 		if (n > 1)
 			check_removal_rec(_metadata, recs[1], k, 6);
 		ASSERT_LE(n, 2);
-	}
+	} while (0);
 }
 
 TEST_F(wq, setperm_posts_setattr)

@@ -1666,12 +1666,12 @@ TEST_F(ring, null_filter_removes_the_filter)
 	inject_all_subtypes(_metadata, R->fd, WATCH_TYPE_KEY_NOTIFY);
 	n = ring_consume(_metadata, R, self->recs, 1024);
 	EXPECT_EQ(256, n);
-	{
+	do {
 		uint32_t lost;
 
 		ASSERT_EQ(0, take_loss(R->fd, &lost));
 		EXPECT_EQ(0, lost);
-	}
+	} while (0);
 }
 
 /* ===========================================================================
@@ -2349,7 +2349,7 @@ TEST_F_TIMEOUT(ring, hostile_consumer_scribbling_head_tail_records_kernel_surviv
 	set_tail(R, h);
 	ASSERT_EQ(0, take_loss(R->fd, &lost));
 	ASSERT_EQ(0, key_update(k, "after"));
-	{
+	do {
 		uint64_t rec[7];
 
 		make_rec(rec, 7, TEST_TYPE, 0x77, 0x00110000, 4242);
@@ -2361,7 +2361,7 @@ TEST_F_TIMEOUT(ring, hostile_consumer_scribbling_head_tail_records_kernel_surviv
 		EXPECT_EQ((9u << 8) | 2, recs[0].info);
 		EXPECT_EQ(7, recs[1].len);
 		EXPECT_EQ(0, memcmp(recs[1].d, rec, sizeof(rec)));
-	}
+	} while (0);
 	EXPECT_EQ(0, poll_in(R->fd, 0));
 	kctl(KEYCTL_REVOKE, k, 0, 0, 0);
 }
