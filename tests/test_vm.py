@@ -112,3 +112,21 @@ def test_a_panicked_vm_that_does_not_stop_is_killed(tmp_path: Path,
                             "sleep 600\n")
     out = vm.run(req, tmp_path / "console.log")
     assert out.panic and vm.diagnose(out) == "kernel panic (VM did not exit by itself)"
+
+
+def test_vmshell_puts_the_tests_and_checkers_on_path(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import vmshell
+    from harness.layout import Layout
+
+    monkeypatch.setenv("VMTEST_BUILD_DIR", str(tmp_path / "build"))
+    layout = Layout(tmp_path)
+    shell = vmshell.write_bin(layout, Path("/venv/bin/python"))
+    text = shell.read_text()
+    assert f"{layout.obj}/vmshell/bin:{layout.selftests_out}:" in text
+    assert text.rstrip().endswith("exec bash --norc -i")
+    wrapper = (layout.obj / "vmshell" / "bin" / "ring_diff").read_text()
+    assert "/venv/bin/python -m harness.checkers.ring_diff" in wrapper
+    req = vm.VmRequest(Path("/k"), tmp_path / "r", [], "tcg")
+    cmd = vmshell.command(req, shell)
+    assert "--exec" not in cmd and cmd[-2:] == ["--shell", str(shell)]
