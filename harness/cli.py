@@ -49,10 +49,13 @@ def cmd_build(s: Session, args: argparse.Namespace) -> int:
 
 
 def _tests(s: Session) -> list[vm.GuestTest]:
-    tests = suite.guest_tests(s.layout, deps.venv_python(s.layout), s.opts.only)
-    if s.opts.only is not None:
-        print(f"[filter] {s.opts.only.glob}: {', '.join(t.name for t in tests) or 'no program'}",
-              flush=True)
+    only = s.opts.only
+    tests = suite.guest_tests(s.layout, deps.venv_python(s.layout), only)
+    if only is not None:
+        names = [t.name for t in tests] + (["kunit"] if only.wants("kunit") else [])
+        if not names:
+            raise HarnessError(f"T={only.glob} matches no program (nor any test of one)")
+        print(f"[filter] {only.glob}: {', '.join(names)}", flush=True)
     return tests
 
 

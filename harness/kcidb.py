@@ -126,5 +126,13 @@ def validate(data: dict[str, Any]) -> str:
     return ""
 
 
+def check_file(path: Path) -> str:
+    """validate() on a written kcidb.json; "" also when kcidb-io is not installed."""
+    try:
+        return validate(json.loads(path.read_text()))
+    except ImportError:
+        return ""
+
+
 def dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=1) + "\n"

@@ -15,6 +15,7 @@ from harness import (
     build,
     debian,
     deps,
+    kcidb,
     kconfig,
     kunit,
     plant,
@@ -144,6 +145,9 @@ class Session:
         report.write(rep, self.results)
         link_latest(self.layout, self.results)
         printer.verdict(rep, self.timings, self.results, problem, console)
+        invalid = kcidb.check_file(self.results / kcidb.FILE)
+        if invalid:
+            raise HarnessError(f"{kcidb.FILE} is not valid KCIDB v5.3: {invalid}")
         return 0 if rep.ok else 1
 
 

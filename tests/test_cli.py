@@ -118,3 +118,24 @@ def test_make_help_names_every_target() -> None:
     for target in phony:
         if target not in ("all", "help"):
             assert target in helptext, target
+
+
+def test_a_filter_that_matches_nothing_is_an_error(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from harness import suite
+
+    monkeypatch.setattr(suite, "guest_tests", lambda *a: [])
+    monkeypatch.setitem(cli.COMMANDS, "run", cli.Command(
+        lambda s, args: len(cli._tests(s)), "x", ("profile", "filter")))
+    assert cli.main(["run", "-T", "nothing_here.*"]) == 2
+    assert "T=nothing_here.* matches no program" in capsys.readouterr().err
+
+
+def test_an_invalid_kcidb_file_is_a_harness_error(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import kcidb
+
+    results = tmp_path / "leak"
+    shutil.copytree(DATA / "leak", results)
+    monkeypatch.setattr(kcidb, "check_file", lambda path: "status is not one of [...]")
+    assert cli.main(["parse", "--results", str(results)]) == 2
