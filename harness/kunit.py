@@ -29,7 +29,8 @@ _END = re.compile(r"List of all partitions:|Kernel panic - not syncing: VFS:|reb
 def enabled(config: str) -> bool:
     """Whether a .config's text runs KUnit suites at boot."""
     lines = set(config.splitlines())
-    return "CONFIG_KUNIT=y" in lines and "CONFIG_KUNIT_DEFAULT_ENABLED=n" not in lines
+    off = {f"# CONFIG_KUNIT_{name}_ENABLED is not set" for name in ("DEFAULT", "AUTORUN")}
+    return "CONFIG_KUNIT=y" in lines and not lines & off
 
 
 def extract(lines: list[str]) -> list[str]:

@@ -53,6 +53,7 @@ def test_the_console_is_read_when_dmesg_lost_the_start() -> None:
 def test_enabled_reads_the_config() -> None:
     assert kunit.enabled("CONFIG_KUNIT=y\nCONFIG_WATCH_QUEUE_KUNIT_TEST=y\n")
     assert not kunit.enabled("# CONFIG_KUNIT is not set\n")
-    assert not kunit.enabled("CONFIG_KUNIT=y\nCONFIG_KUNIT_DEFAULT_ENABLED=n\n")
+    assert not kunit.enabled("CONFIG_KUNIT=y\n# CONFIG_KUNIT_DEFAULT_ENABLED is not set\n")
+    assert not kunit.enabled("CONFIG_KUNIT=y\n# CONFIG_KUNIT_AUTORUN_ENABLED is not set\n")
     assert kunit.filter_arg("watch_queue_ring.*loss*") == \
         "kunit.filter_glob=watch_queue_ring.*loss*"
