@@ -40,39 +40,39 @@ def test_nothing_missing(fake_bin: Path, tmp_path: Path) -> None:
 
 def test_missing_and_not_root_names_the_command(fake_bin: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MISSING", "sparse keyutils")
+    monkeypatch.setenv("MISSING", "mandoc keyutils")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    with pytest.raises(HarnessError, match="missing Debian packages: keyutils sparse; install "
+    with pytest.raises(HarnessError, match="missing Debian packages: keyutils mandoc; install "
                        "them with: sudo apt-get update && sudo apt-get install -y "
-                       "--no-install-recommends keyutils sparse"):
+                       "--no-install-recommends keyutils mandoc"):
         deps.ensure_packages(tmp_path / "log", install=True)
     assert not (tmp_path / "calls").exists()
 
 
 def test_no_install_only_checks(fake_bin: Path, tmp_path: Path,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MISSING", "sparse")
+    monkeypatch.setenv("MISSING", "mandoc")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    with pytest.raises(HarnessError, match="missing Debian packages: sparse"):
+    with pytest.raises(HarnessError, match="missing Debian packages: mandoc"):
         deps.ensure_packages(tmp_path / "log", install=False)
 
 
 def test_a_failed_apt_get_install_is_one_line_with_the_log(
         fake_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MISSING", "sparse")
-    monkeypatch.setenv("APT_FAIL", "sparse")
+    monkeypatch.setenv("MISSING", "mandoc")
+    monkeypatch.setenv("APT_FAIL", "mandoc")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     with pytest.raises(HarnessError) as exc:
         deps.ensure_packages(tmp_path / "log", install=True)
-    assert "apt-get install failed (exit 100): E: Unable to locate package sparse" in str(exc.value)
+    assert "apt-get install failed (exit 100): E: Unable to locate package mandoc" in str(exc.value)
     assert exc.value.log == tmp_path / "log"
 
 
 def test_install_that_leaves_a_package_missing_is_an_error(
         fake_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MISSING", "sparse")  # apt-get "succeeds", dpkg still says missing
+    monkeypatch.setenv("MISSING", "mandoc")  # apt-get "succeeds", dpkg still says missing
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    with pytest.raises(HarnessError, match="apt-get could not install: sparse"):
+    with pytest.raises(HarnessError, match="apt-get could not install: mandoc"):
         deps.ensure_packages(tmp_path / "log", install=True)
     assert (tmp_path / "calls").read_text().splitlines()[0] == "apt-get update"
 
