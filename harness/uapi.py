@@ -140,6 +140,27 @@ class Uapi:
     offsetof_statmount_mnt_attr: int
     offsetof_statmount_mnt_point: int
     offsetof_statmount_str: int
+    # linux/fanotify.h
+    FAN_CLOEXEC: int
+    FAN_NONBLOCK: int
+    FAN_REPORT_MNT: int
+    FAN_MARK_ADD: int
+    FAN_MARK_MNTNS: int
+    FAN_MNT_ATTACH: int
+    FAN_MNT_DETACH: int
+    FAN_Q_OVERFLOW: int
+    FANOTIFY_METADATA_VERSION: int
+    FAN_EVENT_INFO_TYPE_MNT: int
+    sizeof_fanotify_event_metadata: int
+    offsetof_fanotify_event_metadata_event_len: int
+    offsetof_fanotify_event_metadata_vers: int
+    offsetof_fanotify_event_metadata_metadata_len: int
+    offsetof_fanotify_event_metadata_mask: int
+    sizeof_fanotify_event_info_header: int
+    offsetof_fanotify_event_info_header_info_type: int
+    offsetof_fanotify_event_info_header_len: int
+    sizeof_fanotify_event_info_mnt: int
+    offsetof_fanotify_event_info_mnt_mnt_id: int
     # asm/unistd_64.h
     NR_add_key: int
     NR_keyctl: int
@@ -149,6 +170,9 @@ class Uapi:
     NR_statmount: int
     NR_listmount: int
     NR_watch_mount: int
+    NR_fanotify_init: int
+    NR_fanotify_mark: int
+    NR_pivot_root: int
 
 
 def field_name(c_name: str) -> str:

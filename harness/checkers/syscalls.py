@@ -62,6 +62,19 @@ def watch_mount(path: str, queue_fd: int, watch_id: int) -> None:
     sys_call(_U.NR_watch_mount, _U.AT_FDCWD, _path(path), 0, queue_fd, watch_id)
 
 
+def pivot_root(new_root: str, put_old: str) -> None:
+    sys_call(_U.NR_pivot_root, _path(new_root), _path(put_old))
+
+
+def fanotify_init(flags: int, event_f_flags: int = os.O_RDONLY) -> int:
+    return sys_call(_U.NR_fanotify_init, flags, event_f_flags)
+
+
+def fanotify_mark(fd: int, flags: int, mask: int, dirfd: int, path: str | None = None) -> None:
+    """x86_64 passes the 64-bit mask in one register."""
+    sys_call(_U.NR_fanotify_mark, fd, flags, mask, dirfd, _path(path))
+
+
 def mount_setattr(path: str, flags: int, attr_set: int, attr_clr: int,
                   propagation: int = 0) -> None:
     # struct mount_attr: attr_set, attr_clr, propagation, userns_fd (all __u64)

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <asm/unistd.h>
+#include <linux/fanotify.h>
 #include <linux/ioctl.h>
 #include <linux/keyctl.h>
 #include <linux/mount.h>
@@ -150,6 +151,28 @@ int main(void)
 	OFF(statmount, mnt_point);
 	OFF(statmount, str);
 
+	/* linux/fanotify.h: mount events, the mount oracle's second reference */
+	C(FAN_CLOEXEC);
+	C(FAN_NONBLOCK);
+	C(FAN_REPORT_MNT);
+	C(FAN_MARK_ADD);
+	C(FAN_MARK_MNTNS);
+	C(FAN_MNT_ATTACH);
+	C(FAN_MNT_DETACH);
+	C(FAN_Q_OVERFLOW);
+	C(FANOTIFY_METADATA_VERSION);
+	C(FAN_EVENT_INFO_TYPE_MNT);
+	SIZE(fanotify_event_metadata);
+	OFF(fanotify_event_metadata, event_len);
+	OFF(fanotify_event_metadata, vers);
+	OFF(fanotify_event_metadata, metadata_len);
+	OFF(fanotify_event_metadata, mask);
+	SIZE(fanotify_event_info_header);
+	OFF(fanotify_event_info_header, info_type);
+	OFF(fanotify_event_info_header, len);
+	SIZE(fanotify_event_info_mnt);
+	OFF(fanotify_event_info_mnt, mnt_id);
+
 	/* asm/unistd.h (asm/unistd_64.h on x86_64) */
 	C(__NR_add_key);
 	C(__NR_keyctl);
@@ -159,6 +182,9 @@ int main(void)
 	C(__NR_statmount);
 	C(__NR_listmount);
 	C(__NR_watch_mount);
+	C(__NR_fanotify_init);
+	C(__NR_fanotify_mark);
+	C(__NR_pivot_root);
 	printf("\n}\n");
 	return ferror(stdout) ? 1 : 0;
 }
