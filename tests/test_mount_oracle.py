@@ -6,9 +6,11 @@ and ring form), and the operation generator."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import io
+import os
 import random
 import struct
 
@@ -400,3 +402,170 @@ def test_perform_reports_errors_and_resolves_targets(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(mo, "mount", refuse)
     out = mo.perform(mop.Op("bind", "/a", "/b", mop.MS_BIND), -1, 0)
     assert (out.error, out.resolved) == (errno.EBUSY, -1)
+
+
+# --- pivot_root and moves of watched mounts -------------------------------------------
+
+# P = 30 (/mnt/w0/d0, below W = 21) with 32 beside new_root 31 = /mnt/w0/d0/d1.
+PIVOT_PRE = BASE + line(32, 30, "/mnt/w0/d0/d0")
+# pivot_root("/d1", "/d1/d2") in a chroot at /mnt/w0/d0: 31 takes 30's place
+# under 21, and 30 (with 32 still on it) goes under 31 at d2.
+PIVOT_POST = (
+    "1 1 0:2 / / rw - rootfs rootfs rw\n"
+    "20 1 0:30 / /mnt rw,relatime - tmpfs mo_base rw\n"
+    "21 20 0:31 / /mnt/w0 rw,relatime - tmpfs mo_root rw\n"
+    "22 20 0:32 / /mnt/o0 rw,relatime shared:3 - tmpfs mo_root rw\n"
+    "30 31 0:33 / /mnt/w0/d0/d2 rw,nosuid,relatime - tmpfs mo_tmp rw\n"
+    "31 21 0:34 / /mnt/w0/d0 ro,noatime - tmpfs mo_tmp ro\n"
+    + line(32, 30, "/mnt/w0/d0/d2/d0")
+)
+
+
+def test_pivot_root_diff_moves_both_mounts_only() -> None:
+    pre, post = snap(PIVOT_PRE), snap(PIVOT_POST)
+    d = mi.diff_mounts(pre, post)
+    assert d.moved == (30, 31)  # 32's path changed, its place on 30 did not
+    assert (d.appeared, d.disappeared, d.ro_changed, d.other_changed) == ((), (), (), ())
+
+
+def test_expected_pivot_root() -> None:
+    """Each moved mount: MOVE_FROM to its old parent's chain, MOVE_TO to its new
+    parent's, both to its own watches without IN_SUBTREE."""
+    pre, post = snap(PIVOT_PRE), snap(PIVOT_POST)
+    ws = [watch(1, 21), watch(2, 30), watch(3, 31), watch(4, 22), watch(5, 32)]
+    got = me.expected_events(pre, post, mi.diff_mounts(pre, post), ws)
+    p_attr = U.MOUNT_ATTR_NOSUID
+    n_attr = U.MOUNT_ATTR_RDONLY | U.MOUNT_ATTR_NOATIME
+    assert sorted(got) == sorted([
+        # P (30) leaves W (21) for new_root (31).
+        ev("MOVE_FROM", 1, 21, 30, 21, p_attr), ev("MOVE_TO", 1, 31, 30, 21, p_attr),
+        ev("MOVE_TO", 3, 31, 30, 31, p_attr),
+        mr.Event("MOVE_FROM", 2, False, 21, 30, 30, p_attr),
+        mr.Event("MOVE_TO", 2, False, 31, 30, 30, p_attr),
+        # new_root (31) leaves P (30) for W (21), P's old parent.
+        ev("MOVE_FROM", 1, 30, 31, 21, n_attr), ev("MOVE_FROM", 2, 30, 31, 30, n_attr),
+        ev("MOVE_TO", 1, 21, 31, 21, n_attr),
+        mr.Event("MOVE_FROM", 3, False, 30, 31, 31, n_attr),
+        mr.Event("MOVE_TO", 3, False, 21, 31, 31, n_attr),
+    ])
+    assert mr.order_problems(got) == []
+    assert all(e.watch_id not in (4, 5) for e in got)  # O, and 32 that did not move
+
+
+def test_pivot_root_op_picks_a_chroot_a_mount_below_and_a_plain_put_old() -> None:
+    view = mop.ArenaView(("/mnt/o0", "/mnt/w0", "/mnt/w0/d0", "/mnt/w0/d0/d1",
+                          "/mnt/w0/d0/d1/d0"),
+                         ("/mnt/w0/d0", "/mnt/w0/d0/d1", "/mnt/w0/d0/d1/d0"), 5)
+    rng = random.Random(3)
+    ops = [mop.pivot_root_op(rng, view) for _ in range(300)]
+    assert all(op is not None for op in ops)
+    stacked = 0
+    for op in ops:
+        assert op is not None and op.kind == "pivot_root"
+        assert op.path in ("/mnt/w0/d0", "/mnt/w0/d0/d1")  # has a mount point below
+        assert op.dest.startswith(op.path + "/") and op.dest in view.points
+        if op.put_old == op.dest:
+            stacked += 1
+            continue
+        assert op.put_old.rsplit("/", 1)[0] == op.dest
+        assert op.put_old not in view.points  # nothing mounted on it
+    assert 0 < stacked < 60
+    assert str(ops[0]).startswith("pivot_root /mnt/w0/d0")
+    assert " put_old=" in str(ops[0])
+    bare = mop.ArenaView(("/mnt/o0", "/mnt/w0", "/mnt/w0/d0"), ("/mnt/w0/d0",), 3)
+    assert mop.pivot_root_op(rng, bare) is None
+
+
+def test_pivot_root_op_prefers_existing_directories() -> None:
+    view = mop.ArenaView(("/mnt/w0", "/mnt/w0/d0", "/mnt/w0/d0/d1"),
+                         ("/mnt/w0/d0", "/mnt/w0/d0/d1"), 3)
+    rng = random.Random(1)
+    for _ in range(50):
+        op = mop.pivot_root_op(rng, view, lambda d: d == "/mnt/w0/d0/d1/d2")
+        assert op is not None and op.put_old in ("/mnt/w0/d0/d1", "/mnt/w0/d0/d1/d2")
+    # A new_root without a directory to put the old root on: stack it instead.
+    op = mop.pivot_root_op(rng, view, lambda d: False)
+    assert op is not None and op.put_old == op.dest == "/mnt/w0/d0/d1"
+
+
+def test_gen_op_moves_watched_mounts() -> None:
+    ops = gen(11, VIEW, 400)
+    kinds = collections.Counter(op.kind for op in ops)
+    assert kinds["pivot_root"] == 0  # nothing mounted below the one movable point
+    assert kinds["move_watched"] >= 10
+    for op in ops:
+        if op.kind == "move_watched":
+            assert op.path == "/mnt/w0/d0"
+            assert not op.dest.startswith("/mnt/w0/d0/")  # never into itself
+    # Without a watched mount that can move, the op puts a watch on one...
+    unwatched = mop.ArenaView(VIEW.points, VIEW.movable, 3, ("/mnt/o0",))
+    rng = random.Random(2)
+    arena = mop.Arena("/mnt", "/mnt/w0", "/mnt/o0", "/mnt/a0")
+    watches = [op for op in (mop.gen_op(rng, unwatched, arena) for _ in range(400))
+               if op.kind == "watch"]
+    assert sum(op.path == "/mnt/w0/d0" for op in watches) > len(watches) / 2
+    # ... or, with every watch taken, removes one.
+    full = mop.ArenaView(VIEW.points, VIEW.movable, 3, ("/mnt/o0", "/mnt/w0", "/mnt/w1"))
+    assert all(op.kind != "move_watched" for op in gen(2, full))
+    assert all(op.kind != "watch" for op in gen(2, full))
+
+
+def test_gen_op_pivots_where_a_mount_is_below_another() -> None:
+    view = mop.ArenaView(("/mnt/o0", "/mnt/w0", "/mnt/w0/d0", "/mnt/w0/d0/d2"),
+                         ("/mnt/w0/d0", "/mnt/w0/d0/d2"), 4)
+    pivots = [op for op in gen(5, view, 400) if op.kind == "pivot_root"]
+    assert len(pivots) >= 10
+    assert {(op.path, op.dest) for op in pivots} == {("/mnt/w0/d0", "/mnt/w0/d0/d2")}
+
+
+def test_pivot_root_child_chroots_pivots_and_goes_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PivotChild.serve(), the child's loop, fed through a pipe."""
+    calls: list[tuple[object, ...]] = []
+    monkeypatch.setattr(os, "chroot", lambda p: calls.append(("chroot", p)))
+    monkeypatch.setattr(os, "chdir", lambda p: calls.append(("chdir", p)))
+    monkeypatch.setattr(os, "fchdir", lambda fd: calls.append(("fchdir",)))
+
+    def fake_pivot_root(new_root: str, put_old: str) -> None:
+        calls.append(("pivot_root", new_root, put_old))
+        if put_old == "/d1":
+            raise OSError(errno.EBUSY, "busy")
+
+    monkeypatch.setattr(mo, "pivot_root", fake_pivot_root)
+    req_r, req_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    os.write(req_w, b"/mnt/w0/d0\0/d1\0/d1/d2\n/mnt/o0\0/d1\0/d1\n")
+    os.close(req_w)
+    try:
+        mo.PivotChild.serve(req_r, rep_w)
+        answers = struct.unpack("<ii", os.read(rep_r, 8))
+    finally:
+        os.close(rep_r)
+        os.close(rep_w)
+    assert answers == (0, errno.EBUSY)
+    back = [("fchdir",), ("chroot", ".")]
+    assert calls == [("chroot", "/mnt/w0/d0"), ("chdir", "/"), ("pivot_root", "/d1", "/d1/d2"),
+                     *back, ("chroot", "/mnt/o0"), ("chdir", "/"),
+                     ("pivot_root", "/d1", "/d1"), *back]
+
+
+class FakePivotChild:
+    def __init__(self, code: int) -> None:
+        self.code = code
+        self.asked: list[tuple[str, str, str]] = []
+
+    def pivot(self, path: str, new_root: str, put_old: str) -> int:
+        self.asked.append((path, new_root, put_old))
+        return self.code
+
+
+def test_pivot_root_paths_are_relative_to_the_chroot(monkeypatch: pytest.MonkeyPatch) -> None:
+    op = mop.Op("pivot_root", "/mnt/w0/d0", "/mnt/w0/d0/d1", put_old="/mnt/w0/d0/d1/d2")
+    child = FakePivotChild(0)
+    monkeypatch.setattr(mo, "pivot_child", child)
+    assert mo.perform(op, -1, 0).error == 0
+    assert child.asked == [("/mnt/w0/d0", "/d1", "/d1/d2")]
+    monkeypatch.setattr(mo, "pivot_child", FakePivotChild(errno.EINVAL))
+    assert mo.perform(op, -1, 0).error == errno.EINVAL
+    monkeypatch.setattr(mo, "pivot_child", None)
+    with pytest.raises(RuntimeError, match="no pivot_root child"):
+        mo.perform(op, -1, 0)

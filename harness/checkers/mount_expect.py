@@ -25,9 +25,18 @@ def expected_events(pre: Snapshot, post: Snapshot, diff: MountDiff, watches: Seq
     Topology events are posted at the parent (trigger) to the watchers of the
     parent and its ancestors: pre-operation chains for UNMOUNT, EXPIRY and
     MOVE_FROM, post-operation chains for NEW_MOUNT and MOVE_TO; the watches
-    on a moved mount itself get both MOVE records.  Attribute events trigger
-    on the mount itself.  A watch whose mount went away, or
-    that was removed explicitly, gets a removal record last."""
+    on a moved mount itself get both MOVE records, without IN_SUBTREE.
+
+    pivot_root() is two such moves in one operation: new_root leaves its
+    parent for the place of the old root P under P's parent, and P leaves
+    its parent for new_root (at put_old).  Each end is read in its own
+    snapshot, so P's watches hear new_root leave (pre chain) but not arrive
+    (post chain), and new_root's watches hear P arrive.  triggered_on 0, for
+    the end of a move where the mount is a namespace root, cannot occur in
+    the arena: P always has a parent there.
+
+    Attribute events trigger on the mount itself.  A watch whose mount went
+    away, or that was removed explicitly, gets a removal record last."""
     out: list[Event] = []
 
     def deliver(kind: str, trigger: int, aux: int, attr: int, snap: Snapshot) -> None:

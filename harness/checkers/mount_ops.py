@@ -41,11 +41,14 @@ class Op:
     flags: int = 0
     attr_set: int = 0
     attr_clr: int = 0
+    put_old: str = ""  # pivot_root: path is the chroot P, dest the new root
 
     def __str__(self) -> str:
         text = f"{self.kind} {self.path}"
         if self.dest:
             text += f" -> {self.dest}"
+        if self.put_old:
+            text += f" put_old={self.put_old}"
         if self.flags:
             text += f" flags={self.flags:#x}"
         if self.attr_set or self.attr_clr:
@@ -95,7 +98,9 @@ OP_WEIGHTS: tuple[tuple[str, int], ...] = (
     ("mount", 14), ("bind", 8), ("move", 8), ("clone", 5), ("clone_discard", 2),
     ("remount_bind", 6), ("remount", 4), ("setattr", 9), ("umount", 8), ("umount_lazy", 6),
     ("expire", 3), ("propagation", 2), ("watch", 3), ("unwatch", 2),
+    ("pivot_root", 5), ("move_watched", 5),
 )
+PIVOT_STACKED = 0.1  # pivot_roots whose put_old is new_root itself
 _MS_ATTRS = (MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOATIME)
 _ATTRS = (MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC)
 
@@ -110,6 +115,26 @@ def _flags(rng: random.Random, bits: Sequence[int], p: float) -> int:
 
 def _always(_: str) -> bool:
     return True
+
+
+def pivot_root_op(rng: random.Random, view: ArenaView,
+                  exists: Callable[[str], bool] = _always) -> Op | None:
+    """pivot_root() as a child chrooted into a movable mount point P does it:
+    new_root is a reachable mount point below P, put_old an existing directory
+    d0..d2 of new_root that nothing is mounted on, or new_root itself (now and
+    then, or when it has no such directory), which stacks P's mount on
+    new_root's.  None if no mount point has one below it."""
+    below = {p: [q for q in view.points if q.startswith(p + "/")] for p in view.movable}
+    chroots = [p for p in view.movable if below[p]]
+    if not chroots:
+        return None
+    path = rng.choice(chroots)
+    new_root = rng.choice(below[path])
+    subdirs = [f"{new_root}/d{k}" for k in range(3)]
+    plain = [d for d in subdirs if d not in view.points and exists(d)]
+    if not plain or rng.random() < PIVOT_STACKED:
+        return Op("pivot_root", path, new_root, put_old=new_root)
+    return Op("pivot_root", path, new_root, put_old=rng.choice(plain))
 
 
 def gen_op(rng: random.Random, view: ArenaView, arena: Arena,
@@ -130,6 +155,25 @@ def gen_op(rng: random.Random, view: ArenaView, arena: Arena,
         return Op("umount_lazy", rng.choice(near or movable), flags=MNT_DETACH)
     kinds, weights = zip(*OP_WEIGHTS, strict=True)
     kind = rng.choices(kinds, weights)[0]
+    if kind == "pivot_root":
+        pivot = pivot_root_op(rng, view, exists)
+        if pivot is not None:
+            return pivot
+        kind = "move"
+    if kind == "move_watched":
+        # Move a mount that carries a watch; without one, put a watch on a
+        # mount that can be moved (or make room for one).
+        mine = [p for p in watched_points if p in movable]
+        if mine:
+            src = rng.choice(mine)
+            # Not into itself (ELOOP), and to a directory that exists.
+            outside = [d for d in all_dirs if not d.startswith(src + "/")] or all_dirs
+            picks = [rng.choice(outside) for _ in range(4)]
+            return Op(kind, src, next((d for d in picks if exists(d)), picks[0]),
+                      flags=MS_MOVE if rng.random() < 0.5 else 0)
+        if movable and len(watched_points) + 1 < MAX_WATCHES:
+            return Op("watch", rng.choice(movable))
+        kind = "unwatch"
     if not movable and kind in ("move", "umount", "umount_lazy", "expire"):
         kind = "mount"
     if kind == "unwatch" and not watched_points:
