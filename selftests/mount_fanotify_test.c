@@ -21,12 +21,6 @@
 #define _GNU_SOURCE
 #endif
 
-/* <linux/fanotify.h> (through <sys/fanotify.h>) wants this from the libc. */
-typedef struct {
-	int	val[2];
-} __kernel_fsid_t;
-#define __kernel_fsid_t __kernel_fsid_t
-
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -97,7 +91,10 @@ FIXTURE_SETUP(twins)
 {
 	int ns_fd;
 
-	self->fan_fd = self->q[0] = self->q[1] = self->orig_root = -1;
+	self->fan_fd = -1;
+	self->q[0] = -1;
+	self->q[1] = -1;
+	self->orig_root = -1;
 	if (geteuid() != 0)
 		SKIP(return, "needs root");
 
@@ -233,7 +230,9 @@ static void expect_same_set(struct __test_metadata *_metadata, const char *what,
 {
 	unsigned int i;
 
-	ASSERT_EQ(na, nb) TH_LOG("%s: fanotify %u mounts, watch_mount %u", what, na, nb);
+	ASSERT_EQ(na, nb) {
+		TH_LOG("%s: fanotify %u mounts, watch_mount %u", what, na, nb);
+	}
 	ASSERT_LE(na, MAX_EVENTS);
 	for (i = 0; i < na; i++) {
 		EXPECT_TRUE(has_id(b, nb, a[i])) {
@@ -251,7 +250,7 @@ static void expect_same_set(struct __test_metadata *_metadata, const char *what,
  * attached.  Returns what fanotify saw, with the tucked moves counted.
  */
 static struct seen expect_same(struct __test_metadata *_metadata,
-			       FIXTURE_DATA(twins) *self)
+			       struct _test_data_twins *self)
 {
 	struct seen fan = { 0 }, wm = { 0 };
 	unsigned int i;

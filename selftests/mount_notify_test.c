@@ -138,20 +138,22 @@ static int read_recs(int fd, struct rec *recs, int max)
  */
 #define ASSERT_MOUNT_REC(r, st, wid, flags, trig, aux, watched)			\
 	do {									\
-		struct mount_notification *__m = mn(r);				\
-		ASSERT_EQ((r)->len, REC_LEN);					\
-		ASSERT_EQ((unsigned int)__m->watch.type, (unsigned int)WATCH_TYPE_MOUNT_NOTIFY);		\
-		ASSERT_EQ((unsigned int)__m->watch.subtype, (unsigned int)(st));				\
+		struct rec *__r = (r);						\
+		struct mount_notification *__m = mn(__r);			\
+		ASSERT_EQ(__r->len, REC_LEN);					\
+		ASSERT_EQ((unsigned int)__m->watch.type,			\
+			  (unsigned int)WATCH_TYPE_MOUNT_NOTIFY);		\
+		ASSERT_EQ((unsigned int)__m->watch.subtype, (unsigned int)(st));	\
 		ASSERT_EQ(__m->watch.info & WATCH_INFO_LENGTH, REC_LEN);	\
 		ASSERT_EQ((__m->watch.info & WATCH_INFO_ID) >> 8, (unsigned int)(wid));	\
 		ASSERT_EQ(__m->watch.info & WATCH_INFO_TYPE_INFO,		\
 			  (unsigned int)(flags));				\
 		ASSERT_EQ(__m->watch.info & 0x80, 0U);				\
-		ASSERT_EQ(__m->triggered_on, (__u64)(trig));				\
-		ASSERT_EQ(__m->auxiliary_mount, (__u64)(aux));				\
-		ASSERT_EQ(__m->watched_mount, (__u64)(watched));			\
+		ASSERT_EQ(__m->triggered_on, (__u64)(trig));			\
+		ASSERT_EQ(__m->auxiliary_mount, (__u64)(aux));			\
+		ASSERT_EQ(__m->watched_mount, (__u64)(watched));		\
 		ASSERT_NE(__m->triggered_on, (__u64)0);				\
-		ASSERT_NE(__m->auxiliary_mount, (__u64)0);				\
+		ASSERT_NE(__m->auxiliary_mount, (__u64)0);			\
 	} while (0)
 
 static void check_id_is_mount(struct __test_metadata *_metadata, uint64_t id,
@@ -179,13 +181,14 @@ FIXTURE_SETUP(mount_notify)
 {
 	int ret;
 
-	self->q[0] = self->q[1] = -1;
+	self->q[0] = -1;
+	self->q[1] = -1;
 	if (geteuid() != 0)
 		SKIP(return, "needs root");
 
 	/* A closed watch_fd gives EBADF from watch_mount() and nothing else. */
 	ret = watch_mount(AT_FDCWD, "/", 0, -1, 0);
-	if (ret < 0 && errno == ENOSYS)
+	if (syscall_missing(ret))
 		SKIP(return, "watch_mount() not supported (CONFIG_MOUNT_NOTIFICATIONS=n)");
 	if (ret != -1 || errno != EBADF)
 		SKIP(return, "syscall %d is not watch_mount() on this kernel",
@@ -194,7 +197,8 @@ FIXTURE_SETUP(mount_notify)
 		SKIP(return, "no notification pipes (CONFIG_WATCH_QUEUE=n)");
 	close(self->q[0]);
 	close(self->q[1]);
-	self->q[0] = self->q[1] = -1;
+	self->q[0] = -1;
+	self->q[1] = -1;
 
 	ASSERT_EQ(unshare(CLONE_NEWNS), 0);
 	ASSERT_EQ(sys_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
@@ -665,8 +669,8 @@ TEST_F(mount_notify, bad_at_flags)
 	ASSERT_EQ(errno, EINVAL);
 	/* The three allowed flags are accepted together. */
 	ASSERT_EQ(watch_mount(AT_FDCWD, BASE,
-				  AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_SYMLINK_NOFOLLOW,
-				  self->q[1], 0), 0);
+			      AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_SYMLINK_NOFOLLOW,
+			      self->q[1], 0), 0);
 }
 
 TEST_F(mount_notify, bad_watch_id)
@@ -746,7 +750,8 @@ TEST_F(mount_notify, close_queue_then_events)
 	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
 	close(self->q[0]);
 	close(self->q[1]);
-	self->q[0] = self->q[1] = -1;
+	self->q[0] = -1;
+	self->q[1] = -1;
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 	ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
 	ASSERT_EQ(sys_umount2(BASE, 0), 0);
@@ -792,7 +797,7 @@ TEST_F(mount_notify, per_user_watch_limit)
 
 /* Queues being closed while another thread generates events (teardown race). */
 struct churn {
-	volatile int stop;
+	int stop;		/* __atomic_*() only */
 	int errors;
 };
 
@@ -800,7 +805,7 @@ static void *mount_churn(void *arg)
 {
 	struct churn *c = arg;
 
-	while (!c->stop) {
+	while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
 		if (tmpfs_at(BASE "/a", 0) || sys_umount2(BASE "/a", 0))
 			c->errors++;
 	}
@@ -822,7 +827,7 @@ TEST_F_TIMEOUT(mount_notify, close_queues_while_posting, 300)
 		close(q[0]);
 		close(q[1]);
 	}
-	c.stop = 1;
+	__atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
 	ASSERT_EQ(pthread_join(th, NULL), 0);
 	ASSERT_EQ(c.errors, 0);
 }
@@ -854,7 +859,7 @@ static int bad_records(const unsigned char *buf, ssize_t len, unsigned int wid)
 }
 
 struct dying_watches {
-	volatile int *stop;
+	int *stop;		/* __atomic_*() only */
 	unsigned int first_id;
 	unsigned long cycles, records;
 	int errors, bad;
@@ -867,7 +872,7 @@ static void *dying_watches(void *arg)
 	unsigned char buf[4096];
 	unsigned int wid = d->first_id;
 
-	while (!*d->stop) {
+	while (!__atomic_load_n(d->stop, __ATOMIC_RELAXED)) {
 		ssize_t len;
 		int q[2];
 
@@ -932,7 +937,7 @@ TEST_F_TIMEOUT(mount_notify, records_keep_length_and_id_while_watches_die, 300)
 				EXPECT_EQ(bad_records(buf, len, 201 + i % 50), 0);
 		usleep(10000);
 	}
-	c.stop = 1;
+	__atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
 	ASSERT_EQ(pthread_join(churn, NULL), 0);
 	for (i = 0; i < 2; i++) {
 		ASSERT_EQ(pthread_join(th[i], NULL), 0);
@@ -1222,7 +1227,7 @@ TEST_F(mount_notify, automount_is_submount)
 
 struct consumer {
 	int fd;
-	volatile int done;
+	int done;		/* __atomic_*() only */
 	/* Received stream: aux id and subtype, or 0 / 0xff for LOSS. */
 	uint64_t *ids;
 	unsigned char *sub;
@@ -1238,7 +1243,7 @@ static void *consume(void *arg)
 	for (;;) {
 		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 		ssize_t len, off = 0;
-		int done = c->done;
+		int done = __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
 
 		len = read(c->fd, buf, sizeof(buf));
 		if (len < 0) {
@@ -1357,7 +1362,7 @@ TEST_F_TIMEOUT(mount_notify, stress_mount_umount_loss_accounting, 600)
 		ASSERT_NE(expect[i], 0ULL);
 		ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
 	}
-	c.done = 1;
+	__atomic_store_n(&c.done, 1, __ATOMIC_RELEASE);
 	ASSERT_EQ(pthread_join(th, NULL), 0);
 	ASSERT_EQ(c.bad, 0);
 
@@ -1403,7 +1408,7 @@ TEST_F(mount_notify, ring_new_mount)
 	struct watch_notification *slots;
 	struct mount_notification *m;
 	long psz = sysconf(_SC_PAGESIZE);
-	volatile uint32_t *head;
+	uint32_t *head;
 	uint64_t a;
 	void *map;
 	int fd;
@@ -1415,7 +1420,7 @@ TEST_F(mount_notify, ring_new_mount)
 	map = mmap(NULL, psz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(map, MAP_FAILED);
 	slots = map;
-	head = (volatile uint32_t *)((char *)map + 8);
+	head = (uint32_t *)((char *)map + 8);
 
 	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, fd, 0x12), 0);
 	ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);

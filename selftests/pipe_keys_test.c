@@ -216,12 +216,13 @@ FIXTURE_SETUP(wq)
 {
 	long session;
 
-	self->fds[0] = self->fds[1] = -1;
+	self->fds[0] = -1;
+	self->fds[1] = -1;
 	self->old_gc_delay = -1;
 
 	/* A fresh anonymous session keyring: no interference from the caller's. */
 	session = kctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0);
-	if (session < 0 && errno == ENOSYS)
+	if (syscall_missing(session))
 		SKIP(return, "keyctl(2) not available (CONFIG_KEYS=n)");
 	ASSERT_GT(session, 0);
 
@@ -259,7 +260,7 @@ FIXTURE_TEARDOWN(wq)
 }
 
 /* Set gc_delay to 0 for the duration of the test (restored in teardown). */
-static void fast_gc(struct __test_metadata *_metadata, FIXTURE_DATA(wq) *self)
+static void fast_gc(struct __test_metadata *_metadata, struct _test_data_wq *self)
 {
 	int old = read_gc_delay();
 
@@ -275,10 +276,20 @@ struct filter16 {
 };
 
 #define FD	(self->fds[0])
-#define BUF	self->buf, sizeof(self->buf)
+
+/* only_rec() and drain() on the fixture's queue, into self->buf. */
+static struct rec only_rec_wq(struct __test_metadata *_metadata, struct _test_data_wq *self)
+{
+	return only_rec(_metadata, FD, self->buf, sizeof(self->buf));
+}
+
+static size_t drain_wq(struct __test_metadata *_metadata, struct _test_data_wq *self)
+{
+	return drain(_metadata, FD, self->buf, sizeof(self->buf));
+}
 
 /* A new user key "k" in the test keyring. */
-static key_serial_t new_key(struct __test_metadata *_metadata, FIXTURE_DATA(wq) *self)
+static key_serial_t new_key(struct __test_metadata *_metadata, struct _test_data_wq *self)
 {
 	key_serial_t k = add_user_key("k", self->ring);
 
@@ -303,7 +314,7 @@ static void second_queue_sees_update(struct __test_metadata *_metadata, int fds2
  * A new user key in the test keyring, watched as @watch_id; keyctl(@cmd, key,
  * @a3, @a4) must post exactly one @subtype record.  Returns the key.
  */
-static key_serial_t change_posts(struct __test_metadata *_metadata, FIXTURE_DATA(wq) *self,
+static key_serial_t change_posts(struct __test_metadata *_metadata, struct _test_data_wq *self,
 				 int watch_id, int cmd, unsigned long a3, unsigned long a4,
 				 int subtype)
 {
@@ -311,7 +322,7 @@ static key_serial_t change_posts(struct __test_metadata *_metadata, FIXTURE_DATA
 
 	ASSERT_EQ(0, watch_key(k, FD, watch_id));
 	ASSERT_EQ(0, kctl(cmd, k, a3, a4, 0));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), subtype, k, 0, watch_id);
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), subtype, k, 0, watch_id);
 	return k;
 }
 
@@ -330,8 +341,8 @@ TEST_F(wq, instantiated_record_on_key_construction)
 	 * waits for construction to finish.  No watch can exist when the record
 	 * is posted, so there is nothing to assert from user space in 6.12.
 	 */
-	SKIP(return, "6.12: KEYCTL_WATCH_KEY waits for key construction, so "
-		     "NOTIFY_KEY_INSTANTIATED has no observer");
+	SKIP(return,
+	     "6.12: KEYCTL_WATCH_KEY waits for key construction, so NOTIFY_KEY_INSTANTIATED has no observer");
 }
 
 TEST_F(wq, update_posts_updated_with_key_id_and_zero_aux)
@@ -340,7 +351,7 @@ TEST_F(wq, update_posts_updated_with_key_id_and_zero_aux)
 
 	ASSERT_EQ(0, watch_key(k, FD, 7));
 	ASSERT_EQ(0, key_update(k, "new payload"));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_UPDATED, k, 0, 7);
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), NOTIFY_KEY_UPDATED, k, 0, 7);
 }
 
 TEST_F(wq, add_key_over_existing_key_posts_updated_not_linked)
@@ -352,7 +363,7 @@ TEST_F(wq, add_key_over_existing_key_posts_updated_not_linked)
 	ASSERT_EQ(0, watch_key(k, FD, 2));
 	k2 = add_key("user", "k", "other", 5, self->ring);
 	ASSERT_EQ(k, k2);
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_UPDATED, k, 0, 2);
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), NOTIFY_KEY_UPDATED, k, 0, 2);
 }
 
 TEST_F(wq, add_key_into_watched_keyring_posts_linked_with_new_key_as_aux)
@@ -362,7 +373,7 @@ TEST_F(wq, add_key_into_watched_keyring_posts_linked_with_new_key_as_aux)
 	ASSERT_EQ(0, watch_key(self->ring, FD, 0x2a));
 	k = add_user_key("k", self->ring);
 	ASSERT_GT(k, 0);
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_LINKED,
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), NOTIFY_KEY_LINKED,
 		      self->ring, k, 0x2a);
 }
 
@@ -373,7 +384,7 @@ TEST_F(wq, link_posts_linked_on_keyring_with_key_as_aux)
 	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(self->ring, FD, 0xff));
 	ASSERT_EQ(0, kctl(KEYCTL_LINK, k, self->ring, 0, 0));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_LINKED,
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), NOTIFY_KEY_LINKED,
 		      self->ring, k, 0xff);
 }
 
@@ -383,7 +394,7 @@ TEST_F(wq, unlink_posts_unlinked_on_keyring_with_key_as_aux)
 
 	ASSERT_EQ(0, watch_key(self->ring, FD, 3));
 	ASSERT_EQ(0, kctl(KEYCTL_UNLINK, k, self->ring, 0, 0));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_UNLINKED,
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), NOTIFY_KEY_UNLINKED,
 		      self->ring, k, 3);
 }
 
@@ -393,7 +404,7 @@ TEST_F(wq, clear_posts_one_cleared_record_and_no_unlinks)
 	ASSERT_GT(add_user_key("b", self->ring), 0);
 	ASSERT_EQ(0, watch_key(self->ring, FD, 4));
 	ASSERT_EQ(0, kctl(KEYCTL_CLEAR, self->ring, 0, 0, 0));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_CLEARED,
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), NOTIFY_KEY_CLEARED,
 		      self->ring, 0, 4);
 }
 
@@ -401,7 +412,7 @@ TEST_F(wq, clear_of_empty_keyring_still_posts_cleared)
 {
 	ASSERT_EQ(0, watch_key(self->ring, FD, 4));
 	ASSERT_EQ(0, kctl(KEYCTL_CLEAR, self->ring, 0, 0, 0));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_CLEARED,
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), NOTIFY_KEY_CLEARED,
 		      self->ring, 0, 4);
 }
 
@@ -419,7 +430,7 @@ TEST_F(wq, invalidate_posts_invalidated)
 	/* The removal may follow once gc runs; the first record is the invalidation. */
 	do {
 		struct rec recs[4];
-		size_t len = drain(_metadata, FD, BUF);
+		size_t len = drain_wq(_metadata, self);
 		int n = split(_metadata, self->buf, len, recs, 4);
 
 		ASSERT_GE(n, 1);
@@ -478,7 +489,7 @@ TEST_F(wq, two_queues_watching_one_key_each_get_the_record_with_their_watch_id)
 	ASSERT_EQ(0, watch_key(k, FD, 0x11));
 	ASSERT_EQ(0, watch_key(k, fds2[0], 0x22));
 	ASSERT_EQ(0, key_update(k, "x"));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_UPDATED, k, 0, 0x11);
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), NOTIFY_KEY_UPDATED, k, 0, 0x11);
 	check_key_rec(_metadata, only_rec(_metadata, fds2[0], b2, sizeof(b2)),
 		      NOTIFY_KEY_UPDATED, k, 0, 0x22);
 	close(fds2[0]);
@@ -507,7 +518,7 @@ TEST_F(wq, watch_id_minus_one_posts_removal_and_stops_records)
 
 	ASSERT_EQ(0, watch_key(k, FD, 0x33));
 	ASSERT_EQ(0, watch_key(k, FD, -1));
-	check_removal_rec(_metadata, only_rec(_metadata, FD, BUF), k, 0x33);
+	check_removal_rec(_metadata, only_rec_wq(_metadata, self), k, 0x33);
 	ASSERT_EQ(0, key_update(k, "x"));
 	ASSERT_EQ(0, kctl(KEYCTL_REVOKE, k, 0, 0, 0));
 	expect_nothing(_metadata, FD);
@@ -570,7 +581,7 @@ TEST_F(wq, second_watch_on_same_key_from_same_queue_fails_ebusy)
 	ASSERT_EQ(EBUSY, errno);
 	/* Still exactly one record per event, from the first watch. */
 	ASSERT_EQ(0, key_update(k, "x"));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_UPDATED, k, 0, 1);
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), NOTIFY_KEY_UPDATED, k, 0, 1);
 }
 
 TEST_F(wq, watch_through_ordinary_pipe_or_non_pipe_fd_fails_einval)
@@ -605,7 +616,8 @@ TEST_F(wq, closing_pipe_with_live_watch_then_changing_key_is_harmless)
 	ASSERT_EQ(0, key_update(k, "queued, never read"));
 	close(self->fds[0]);
 	close(self->fds[1]);
-	self->fds[0] = self->fds[1] = -1;
+	self->fds[0] = -1;
+	self->fds[1] = -1;
 	ASSERT_EQ(0, key_update(k, "x"));
 	ASSERT_EQ(0, kctl(KEYCTL_SETPERM, k, 0x3f3f0000, 0, 0));
 	ASSERT_EQ(0, kctl(KEYCTL_UNLINK, k, self->ring, 0, 0));
@@ -644,7 +656,7 @@ TEST_F(wq, last_unlink_then_gc_posts_removal_with_key_id)
 	ASSERT_EQ(0, watch_key(k, FD, 0x44));
 	ASSERT_EQ(0, kctl(KEYCTL_UNLINK, k, self->ring, 0, 0));
 	wait_readable(_metadata, FD, GC_WAIT_MS);
-	check_removal_rec(_metadata, only_rec(_metadata, FD, BUF), k, 0x44);
+	check_removal_rec(_metadata, only_rec_wq(_metadata, self), k, 0x44);
 	expect_nothing(_metadata, FD);
 }
 
@@ -656,7 +668,7 @@ TEST_F(wq, revoked_key_posts_revoked_then_removal_once_last_link_goes)
 	/* 6.12's gc does not reap revoked keys from keyrings (key_is_dead()). */
 	ASSERT_EQ(0, kctl(KEYCTL_UNLINK, k, self->ring, 0, 0));
 	wait_readable(_metadata, FD, GC_WAIT_MS);
-	check_removal_rec(_metadata, only_rec(_metadata, FD, BUF), k, 0x55);
+	check_removal_rec(_metadata, only_rec_wq(_metadata, self), k, 0x55);
 }
 
 TEST_F_TIMEOUT(wq, expired_key_is_reaped_by_gc_and_posts_removal, 60)
@@ -667,10 +679,10 @@ TEST_F_TIMEOUT(wq, expired_key_is_reaped_by_gc_and_posts_removal, 60)
 	ASSERT_GT(k, 0);
 	ASSERT_EQ(0, watch_key(k, FD, 0x5a));
 	ASSERT_EQ(0, kctl(KEYCTL_SET_TIMEOUT, k, 1, 0, 0));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_SETATTR, k, 0, 0x5a);
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), NOTIFY_KEY_SETATTR, k, 0, 0x5a);
 	/* Still linked in the keyring: only gc can drop it. */
 	wait_readable(_metadata, FD, GC_WAIT_MS);
-	check_removal_rec(_metadata, only_rec(_metadata, FD, BUF), k, 0x5a);
+	check_removal_rec(_metadata, only_rec_wq(_metadata, self), k, 0x5a);
 }
 
 TEST_F(wq, invalidate_posts_invalidated_then_removal)
@@ -684,7 +696,7 @@ TEST_F(wq, invalidate_posts_invalidated_then_removal)
 	ASSERT_EQ(KEY_NOTE_LEN, n);
 	check_key_rec(_metadata, decode(self->buf), NOTIFY_KEY_INVALIDATED, k, 0, 0x66);
 	wait_readable(_metadata, FD, GC_WAIT_MS);
-	check_removal_rec(_metadata, only_rec(_metadata, FD, BUF), k, 0x66);
+	check_removal_rec(_metadata, only_rec_wq(_metadata, self), k, 0x66);
 }
 
 TEST_F(wq, destroyed_keyring_posts_removal_on_every_queue_watching_it)
@@ -697,7 +709,7 @@ TEST_F(wq, destroyed_keyring_posts_removal_on_every_queue_watching_it)
 	ASSERT_EQ(0, watch_key(self->ring, fds2[0], 2));
 	ASSERT_EQ(0, kctl(KEYCTL_UNLINK, self->ring, KEY_SPEC_SESSION_KEYRING, 0, 0));
 	wait_readable(_metadata, FD, GC_WAIT_MS);
-	check_removal_rec(_metadata, only_rec(_metadata, FD, BUF), self->ring, 1);
+	check_removal_rec(_metadata, only_rec_wq(_metadata, self), self->ring, 1);
 	wait_readable(_metadata, fds2[0], GC_WAIT_MS);
 	check_removal_rec(_metadata, only_rec(_metadata, fds2[0], b2, sizeof(b2)),
 			  self->ring, 2);
@@ -719,7 +731,7 @@ TEST_F(wq, removal_records_pass_a_filter_that_drops_meta_type)
 	expect_nothing(_metadata, FD);
 	/* Removal records bypass the filter. */
 	ASSERT_EQ(0, watch_key(k, FD, -1));
-	check_removal_rec(_metadata, only_rec(_metadata, FD, BUF), k, 0x77);
+	check_removal_rec(_metadata, only_rec_wq(_metadata, self), k, 0x77);
 }
 
 /* ---------------------------------------------------------------------------
@@ -733,7 +745,7 @@ static int set_filter(int fd, struct filter16 *flt, unsigned int nr)
 }
 
 /* Setattr, update, revoke on a watched key; return the subtypes that arrive as a bitmask. */
-static unsigned int three_events(struct __test_metadata *_metadata, FIXTURE_DATA(wq) *self)
+static unsigned int three_events(struct __test_metadata *_metadata, struct _test_data_wq *self)
 {
 	struct rec recs[8];
 	key_serial_t k = new_key(_metadata, self);
@@ -745,7 +757,7 @@ static unsigned int three_events(struct __test_metadata *_metadata, FIXTURE_DATA
 	ASSERT_EQ(0, kctl(KEYCTL_SETPERM, k, 0x3f3f0000, 0, 0));
 	ASSERT_EQ(0, key_update(k, "x"));
 	ASSERT_EQ(0, kctl(KEYCTL_REVOKE, k, 0, 0, 0));
-	len = drain(_metadata, FD, BUF);
+	len = drain_wq(_metadata, self);
 	n = split(_metadata, self->buf, len, recs, 8);
 	for (i = 0; i < n; i++) {
 		ASSERT_EQ(WATCH_TYPE_KEY_NOTIFY, recs[i].type);
@@ -779,7 +791,7 @@ TEST_F(wq, filter_passes_only_selected_subtypes_in_order)
 	ASSERT_EQ(0, key_update(k, "x"));
 	ASSERT_EQ(0, kctl(KEYCTL_SETPERM, k, 0x3f3f0000, 0, 0));
 	ASSERT_EQ(0, kctl(KEYCTL_REVOKE, k, 0, 0, 0));
-	len = drain(_metadata, FD, BUF);
+	len = drain_wq(_metadata, self);
 	ASSERT_EQ(2, split(_metadata, self->buf, len, recs, 4));
 	check_key_rec(_metadata, recs[0], NOTIFY_KEY_UPDATED, k, 0, 1);
 	check_key_rec(_metadata, recs[1], NOTIFY_KEY_REVOKED, k, 0, 1);
@@ -811,7 +823,7 @@ TEST_F(wq, filter_info_mask_selects_records_by_watch_id)
 	ASSERT_EQ(0, watch_key(b, FD, 2));
 	ASSERT_EQ(0, key_update(a, "x"));
 	ASSERT_EQ(0, key_update(b, "x"));
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_UPDATED, b, 0, 2);
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), NOTIFY_KEY_UPDATED, b, 0, 2);
 }
 
 TEST_F(wq, null_filter_removes_the_filter)
@@ -1093,7 +1105,7 @@ TEST_F(wq, read_buffer_smaller_than_record_fails_enobufs_and_keeps_record)
 	ASSERT_EQ(0, key_update(k, "x"));
 	ASSERT_EQ(-1, read(FD, self->buf, KEY_NOTE_LEN - 1));
 	ASSERT_EQ(ENOBUFS, errno);
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_UPDATED, k, 0, 1);
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), NOTIFY_KEY_UPDATED, k, 0, 1);
 }
 
 TEST_F(wq, read_never_splits_a_record)
@@ -1106,7 +1118,7 @@ TEST_F(wq, read_never_splits_a_record)
 	/* Room for one and a half records: only the whole first one is returned. */
 	ASSERT_EQ(KEY_NOTE_LEN, read(FD, self->buf, KEY_NOTE_LEN + KEY_NOTE_LEN / 2));
 	check_key_rec(_metadata, decode(self->buf), NOTIFY_KEY_UPDATED, k, 0, 1);
-	check_key_rec(_metadata, only_rec(_metadata, FD, BUF), NOTIFY_KEY_UPDATED, k, 0, 1);
+	check_key_rec(_metadata, only_rec_wq(_metadata, self), NOTIFY_KEY_UPDATED, k, 0, 1);
 }
 
 TEST_F(wq, fionread_counts_queued_bytes)

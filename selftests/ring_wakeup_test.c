@@ -55,6 +55,15 @@ static void pin_to_cpu(int cpu)
 	sched_setaffinity(0, sizeof(set), &set);
 }
 
+/* Busy-wait for @n loads and stores of a counter (the compiler keeps them all). */
+static void spin(unsigned int n)
+{
+	unsigned int s = 0;
+
+	while (__atomic_load_n(&s, __ATOMIC_RELAXED) < n)
+		__atomic_store_n(&s, s + 1, __ATOMIC_RELAXED);
+}
+
 /* Inject 1-slot records with a random pause of 0..~20 us before each. */
 static void *produce(void *arg)
 {
@@ -67,10 +76,7 @@ static void *produce(void *arg)
 
 	pin_to_cpu(1);
 	for (unsigned int i = 0; i < p->records; i++) {
-		unsigned int spin = rand_r(&p->seed) % 2000;
-
-		for (volatile unsigned int s = 0; s < spin; s++)
-			;
+		spin(rand_r(&p->seed) % 2000);
 		if (ioctl(p->fd, IOC_WATCH_QUEUE_INJECT, &n) == 0)
 			__atomic_fetch_add(&p->posted, 1, __ATOMIC_RELEASE);
 		else
@@ -120,7 +126,7 @@ FIXTURE_TEARDOWN(wakeup)
  * out with a record waiting (lost wake-ups).
  */
 static int consume(struct __test_metadata *_metadata,
-		   FIXTURE_DATA(wakeup) *self, enum waiter how,
+		   struct _test_data_wakeup *self, enum waiter how,
 		   unsigned int records)
 {
 	struct producer p = { .fd = self->fd, .records = records, .seed = 1 + how };

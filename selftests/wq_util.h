@@ -73,6 +73,24 @@ static inline long watch_mount(int dfd, const char *path, unsigned int at_flags,
 	return syscall(__NR_watch_mount, dfd, path, at_flags, watch_fd, watch_id);
 }
 
+/*
+ * Did a system call that returned @ret fail because this kernel does not have
+ * it (configured out, or older than the call)?  errno is compared with the
+ * kernel's own answer to a system call number that none has (-1), and kept.
+ */
+static inline bool syscall_missing(long ret)
+{
+	int err = errno;
+	bool missing;
+
+	if (ret >= 0)
+		return false;
+	syscall(-1L);
+	missing = errno == err;
+	errno = err;
+	return missing;
+}
+
 /* Print "<program>: what: strerror(errno)" and exit 1. */
 static inline void die(const char *what)
 {
