@@ -330,21 +330,6 @@ static key_serial_t change_posts(struct __test_metadata *_metadata, struct _test
  * The key events, one record each.
  */
 
-TEST_F(wq, instantiated_record_on_key_construction)
-{
-	/*
-	 * NOTIFY_KEY_INSTANTIATED is posted to the key's own watchers from
-	 * __key_instantiate_and_link()/key_reject_and_link().  A key created by
-	 * add_key() is instantiated before it has an id anyone could watch, and
-	 * a key under request_key() construction cannot be watched either:
-	 * KEYCTL_WATCH_KEY looks the key up without KEY_LOOKUP_PARTIAL, so it
-	 * waits for construction to finish.  No watch can exist when the record
-	 * is posted, so there is nothing to assert from user space in 6.12.
-	 */
-	SKIP(return,
-	     "6.12: KEYCTL_WATCH_KEY waits for key construction, so NOTIFY_KEY_INSTANTIATED has no observer");
-}
-
 TEST_F(wq, update_posts_updated_with_key_id_and_zero_aux)
 {
 	key_serial_t k = new_key(_metadata, self);

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "wq_util.h"
@@ -1948,17 +1949,6 @@ static key_serial_t user_key(const char *desc, key_serial_t ring)
 	return add_key("user", desc, "payload", 7, ring);
 }
 
-TEST_F(keys, instantiated_arrives_in_ring_and_pipe)
-{
-	/*
-	 * NOTIFY_KEY_INSTANTIATED goes to the key's own watchers, but
-	 * KEYCTL_WATCH_KEY looks the key up without KEY_LOOKUP_PARTIAL and so
-	 * waits for construction to end: no watch can exist when it's posted.
-	 */
-	SKIP(return,
-	     "KEYCTL_WATCH_KEY waits for key construction, so NOTIFY_KEY_INSTANTIATED has no observer");
-}
-
 TEST_F(keys, updated_arrives_in_ring_and_pipe)
 {
 	key_serial_t k = watched_key(_metadata, self);
@@ -2223,6 +2213,111 @@ TEST(memlock_charge_is_held_while_mapped_and_refunded_on_last_unmap)
 	run_child(_metadata, mapped_charge_child, NULL);
 }
 
+/* Pass an fd over a unix socket (SCM_RIGHTS); -1 on failure. */
+static int send_fd(int sock, int fd)
+{
+	char data = 0, cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+	char data, cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *cmsg;
+	int fd;
+
+	if (recvmsg(sock, &msg, 0) != 1)
+		return -1;
+	cmsg = CMSG_FIRSTHDR(&msg);
+	if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+	return fd;
+}
+
+/* As nobody with a 1-page limit: open a ring and hand it over. */
+static void opener_sends_child(void *arg)
+{
+	int fd;
+
+	become_nobody(1);
+	fd = sys_open(DEV_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || send_fd(*(int *)arg, fd))
+		CFAIL("open and send as nobody: %s", strerror(errno));
+}
+
+/*
+ * The pages are charged to the opener, within its limit: root, which has
+ * CAP_IPC_LOCK, can't size a ring that nobody opened beyond nobody's
+ * RLIMIT_MEMLOCK, and what it sizes within it counts against nobody.
+ */
+TEST(memlock_is_charged_to_the_opener_not_to_the_task_that_sizes_the_ring)
+{
+	int sv[2], fd;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv));
+	run_child(_metadata, opener_sends_child, &sv[1]);
+	fd = recv_fd(sv[0]);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, nr_pages_ioctl(fd, 4));
+	EXPECT_EQ(ENOMEM, errno);
+	EXPECT_EQ(0, nr_pages_ioctl(fd, 1));
+	close(fd);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* As nobody with no locked memory at all: size a ring root opened. */
+static void sizer_receives_child(void *arg)
+{
+	int fd, own;
+
+	become_nobody(0);
+	own = sys_open(DEV_PATH, O_RDWR | O_CLOEXEC);
+	errno = 0;
+	if (own < 0 || nr_pages_ioctl(own, 1) != -1 || errno != ENOMEM)
+		CFAIL("nobody sized its own ring with a 0 limit: %s",
+		      errno ? strerror(errno) : "success");
+	fd = recv_fd(*(int *)arg);
+	if (fd < 0)
+		CFAIL("recv_fd: %s", strerror(errno));
+	if (nr_pages_ioctl(fd, 4))
+		CFAIL("NR_PAGES(4) on root's ring: %s (charged to the caller?)",
+		      strerror(errno));
+}
+
+/* ... and the opener's privilege goes with the file, not with the caller. */
+TEST(a_ring_opened_with_cap_ipc_lock_is_not_charged_to_whoever_sizes_it)
+{
+	int sv[2], fd;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv));
+	fd = sys_open(DEV_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		SKIP(return, DEV_PATH " is absent");
+	ASSERT_EQ(0, send_fd(sv[0], fd));
+	run_child(_metadata, sizer_receives_child, &sv[1]);
+	close(fd);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void open_size_close_child(void *arg)
 {
 	int i, fd;
@@ -2450,6 +2545,8 @@ struct churn {
 	int stop;		/* __atomic_*() only */
 	int iters, err;
 	int step;
+	int watched;		/* watches set (before the revoke) */
+	int refused;		/* EKEYREVOKED (after it) */
 };
 
 static void *churn_thread(void *arg)
@@ -2467,7 +2564,11 @@ static void *churn_thread(void *arg)
 		}
 		if (i % 3 != 0 && nr_pages_ioctl(fd, 1) == 0)
 			p = mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		if (watch_key(c->key, fd, i & 0xff) && errno != EKEYREVOKED)
+		if (watch_key(c->key, fd, i & 0xff) == 0)
+			c->watched++;
+		else if (errno == EKEYREVOKED)
+			c->refused++;
+		else
 			c->err = errno;
 		if (i % 2 && p != MAP_FAILED)
 			munmap(p, page_size());
@@ -2512,7 +2613,7 @@ TEST_F_TIMEOUT(slow, closing_rings_while_watched_key_is_updated_from_another_cpu
 
 TEST_F_TIMEOUT(slow, concurrent_watches_from_many_rings_while_key_is_revoked, 120)
 {
-	struct churn c[2] = { { .iters = 200 }, { .iters = 200 } };
+	struct churn c[2] = { { .iters = 3000 }, { .iters = 3000 } };
 	pthread_t th[2];
 	key_serial_t k;
 	int fd, i;
@@ -2529,10 +2630,16 @@ TEST_F_TIMEOUT(slow, concurrent_watches_from_many_rings_while_key_is_revoked, 12
 		ASSERT_EQ(0, pthread_create(&th[i], NULL, churn_thread, &c[i]));
 	}
 	usleep(100 * 1000);
+	/* Both threads must still be setting watches when the key goes. */
+	ASSERT_EQ(__atomic_load_n(&c[0].stop, __ATOMIC_RELAXED), 0);
+	ASSERT_EQ(__atomic_load_n(&c[1].stop, __ATOMIC_RELAXED), 0);
 	EXPECT_EQ(0, kctl(KEYCTL_REVOKE, k, 0, 0, 0));
 	for (i = 0; i < 2; i++) {
 		pthread_join(th[i], NULL);
 		EXPECT_EQ(0, c[i].err);
+		/* ... having watched it before, and been refused after. */
+		EXPECT_GT(c[i].watched, 0);
+		EXPECT_GT(c[i].refused, 0);
 	}
 }
 
