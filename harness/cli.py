@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import bench, deps, plant, printer, series, source, suite, vm, vmshell
+from harness import bench, deps, plant, printer, report, series, source, suite, vm, vmshell
 from harness.errors import HarnessError
 from harness.layout import PROFILES, REPO, Layout, default_layout
 from harness.session import Options, Session, exclusive
@@ -79,6 +79,7 @@ def cmd_parse(s: Session, args: argparse.Namespace) -> int:
     if not (results / "guest").is_dir():
         raise HarnessError(f"{results} is not a results folder (it has no guest/)")
     s.results = results.resolve()
+    s.meta.update(report.recorded_meta(results))  # what the run knew: base, series, accel
     tests = [vm.GuestTest(p.stem, "", 0) for p in sorted((results / "guest").glob("*.rc"))]
     return s.verdict(tests)
 

@@ -123,6 +123,15 @@ def summary(report: RunReport) -> str:
     return "\n".join(out) + "\n"
 
 
+def recorded_meta(outdir: Path) -> dict[str, str]:
+    """The meta of an earlier results.json in ``outdir`` ({} if none or unreadable)."""
+    try:
+        meta = json.loads((outdir / "results.json").read_text()).get("meta", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+
+
 def write(report: RunReport, outdir: Path) -> None:
     from harness import kcidb  # kcidb builds on this module
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -90,6 +91,19 @@ def test_parse_prints_the_verdict_of_a_results_folder(
     assert any(line.startswith("SKIPPED ring_test.ring.loss_counts") for line in out)
     assert any(line.startswith("SPLAT kmemleak (guest/kmemleak.txt:1)") for line in out)
     assert (results / "kcidb.json").exists()
+
+
+def test_parse_keeps_what_the_run_recorded(tmp_path: Path) -> None:
+    """A re-read results folder keeps the run's base and series in results.json and KCIDB."""
+    results = tmp_path / "leak"
+    shutil.copytree(DATA / "leak", results)
+    (results / "results.json").write_text(json.dumps({"meta": {
+        "base": "linux-source-7.3 7.3.4-1~bpo13+1", "series_sha256": "ab" * 32}}))
+    cli.main(["parse", "--results", str(results)])
+    checkout = json.loads((results / "kcidb.json").read_text())["checkouts"][0]
+    assert checkout["patchset_hash"] == "ab" * 32
+    assert json.loads((results / "results.json").read_text())["meta"]["base"].startswith(
+        "linux-source-7.3")
 
 
 def test_the_venv_target_does_not_rerun_deps(tmp_path: Path) -> None:
