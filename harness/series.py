@@ -103,7 +103,8 @@ def touched(layout: Layout) -> list[str]:
 
 
 def head_checks(layout: Layout, log: Path) -> list[str]:
-    """uapi compile test, man pages lint, in-tree selftests: at the series head."""
+    """uapi compile test, man pages lint, in-tree selftests, cover letter: at the
+    series head."""
     paths = touched(layout)
     headers = seriescheck.uapi_headers(paths)
     failures = []
@@ -123,7 +124,11 @@ def head_checks(layout: Layout, log: Path) -> list[str]:
               flush=True)
     else:
         print(f"[selftests] in-tree copy {'identical' if not same else 'DIFFERS'}", flush=True)
-    return failures + man + (same or [])
+    base = source.recorded_base(layout).split()
+    cover = seriescheck.cover_letter(layout.patches / source.COVER_LETTER,
+                                     source.series_files(layout), base[-1] if base else "")
+    print(f"[cover-letter] {'describes this series' if not cover else cover[0]}", flush=True)
+    return failures + man + (same or []) + cover
 
 
 def sparse(layout: Layout, log: Path) -> list[str]:

@@ -6,7 +6,10 @@
   installed from the series head (obj/hdr/include);
 - man pages: patches/man-pages/lint.sh;
 - selftests: the in-tree copy the series carries
-  (tools/testing/selftests/watch_queue/) is identical to selftests/.
+  (tools/testing/selftests/watch_queue/) is identical to selftests/;
+- cover letter: patches/0000-cover-letter.patch counts the patches in its
+  subject, lists every patch's subject and names the base version, so it
+  cannot silently describe an older series.
 Each returns a list of failures, one line each.
 """
 from __future__ import annotations
@@ -21,12 +24,22 @@ from harness.proc import run_logged
 GLIBC = ("fcntl.h", "sys/mount.h", "sys/ioctl.h", "sys/syscall.h", "linux/mount.h")
 # Generic uapi headers, and x86's (the only architecture the harness builds).
 _UAPI = re.compile(r"^(?:arch/x86/)?include/uapi/(.+\.h)$")
+# x86 userspace takes its syscall numbers from <asm/unistd.h>, generated from the
+# syscall tables; asm-generic/unistd.h is for the generic-table architectures only and
+# redefines every __NR_ glibc's x86 <sys/syscall.h> already has, by design.
+_X86_SYSCALLS = re.compile(r"^(?:arch/x86/entry/syscalls/syscall_(?:32|64)\.tbl|"
+                           r"include/uapi/asm-generic/unistd\.h)$")
 IN_TREE_SELFTESTS = Path("tools") / "testing" / "selftests" / "watch_queue"
 
 
 def uapi_headers(touched: list[str]) -> list[str]:
-    """The #include names of the uapi headers among the paths a series touches."""
-    return sorted({m.group(1) for path in touched if (m := _UAPI.match(path))})
+    """The #include names of the uapi headers among the paths a series touches, as
+    x86 userspace includes them."""
+    names = {m.group(1) for path in touched if (m := _UAPI.match(path))}
+    if any(_X86_SYSCALLS.match(path) for path in touched):
+        names.discard("asm-generic/unistd.h")
+        names.add("asm/unistd.h")
+    return sorted(names)
 
 
 def uapi_source(headers: list[str], glibc_first: bool) -> str:
@@ -131,4 +144,39 @@ def run_sparse(src: Path, obj: Path, wrapper: Path, targets: list[str], log: Pat
     if proc.returncode != 0 and not findings:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         failures.append(f"sparse: make C=2 failed (exit {proc.returncode}): {tail[0]}")
+    return failures
+
+
+_SUBJECT = re.compile(r"^Subject: (.*(?:\n[ \t].*)*)", re.MULTILINE)
+
+
+def patch_subject(text: str) -> str:
+    """A patch's Subject:, unfolded, without its "[PATCH ...]" prefix."""
+    m = _SUBJECT.search(text)
+    if not m:
+        return ""
+    subject = " ".join(m.group(1).split())
+    return re.sub(r"^\[[^]]*\]\s*", "", subject)
+
+
+def cover_letter(cover: Path, patches: list[Path], base_version: str) -> list[str]:
+    """The cover letter describes this series: N/N in its subject, every patch's
+    subject in its shortlog, the base version in its text."""
+    if not cover.exists():
+        return [f"cover letter: {cover} is missing"]
+    text = cover.read_text(errors="replace")
+    failures = []
+    m = _SUBJECT.search(text)
+    subject = " ".join(m.group(1).split()) if m else ""
+    want = len(patches)
+    got = re.search(r"\b0+/(\d+)\]", subject)
+    if not got or int(got.group(1)) != want:
+        failures.append(f"cover letter: its subject {subject!r} does not say 00/{want:02d}")
+    flat = " ".join(text.split())
+    missing = [p.name for p in patches if patch_subject(p.read_text(errors="replace"))
+               not in flat]
+    if missing:
+        failures.append(f"cover letter: the shortlog lacks the subject of {', '.join(missing)}")
+    if base_version and base_version not in text:
+        failures.append(f"cover letter: does not name the base version {base_version}")
     return failures

@@ -22,14 +22,20 @@ watched mount, mnt_attr).  The 64-bit ids in the records are mapped to the
 32-bit mountinfo ids with listmount()/statmount(); statmount() must accept
 every reported id that still exists.
 
+A second, independent reference runs alongside: a fanotify group with a mark
+on the namespace (FAN_REPORT_MNT, FAN_MNT_ATTACH | FAN_MNT_DETACH).  After
+each operation the mounts it says were attached, detached and moved, cut down
+to the part of the namespace below W, must be the ones W's watch reported
+(mount_fanotify.py says how, and what differs by design).
+
 The same run is done through a notification pipe and, when /dev/watch_queue
 exists, through an mmap()ed ring.  Output is KTAP.
 
 This is the driver, the part that needs the kernel.  The logic is pure and
 unit-tested on the host: mountinfo.py (parse, diff, topology),
 mount_records.py (record decoding), mount_expect.py (the expected records),
-mount_ops.py (the operations and their generator); syscalls.py makes the
-system calls.
+mount_ops.py (the operations and their generator), mount_fanotify.py
+(fanotify's events and the comparison); syscalls.py makes the system calls.
 """
 
 from __future__ import annotations
@@ -52,6 +58,15 @@ from typing import Protocol
 from harness import uapi
 from harness.checkers.ktap_out import KtapWriter
 from harness.checkers.mount_expect import Watch, expected_events
+from harness.checkers.mount_fanotify import (
+    MOUNT_EVENT_SIZE,
+    FanEvent,
+    compare_sets,
+    fanotify_sets,
+    scoped,
+    split_fanotify_events,
+    watch_mount_sets,
+)
 from harness.checkers.mount_ops import (
     MNT_DETACH,
     MNT_EXPIRE,
@@ -77,6 +92,8 @@ from harness.checkers.mount_records import (
 )
 from harness.checkers.mountinfo import MountinfoParser, Snapshot, diff_mounts
 from harness.checkers.syscalls import (
+    fanotify_init,
+    fanotify_mark,
     listmount,
     mount,
     mount_id_of,
@@ -99,6 +116,8 @@ PIPE_NOTES = 512
 RING_PAGES = 16
 DEFAULT_OPS = 2000
 MAX_DETAILED = 5  # mismatches shown in full per subtest
+W_WATCH_ID = 1  # the watch on the arena root W
+FANOTIFY_READ = 4096
 
 # --- queues ---------------------------------------------------------------------
 
@@ -169,6 +188,45 @@ class RingQueue:
     def close(self) -> None:
         self.map.close()
         os.close(self.fd)
+
+
+class FanotifyGroup:
+    """fanotify's mount events for the caller's mount namespace."""
+
+    def __init__(self) -> None:
+        self.fd = fanotify_init(_U.FAN_REPORT_MNT | _U.FAN_NONBLOCK | _U.FAN_CLOEXEC)
+        try:
+            ns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                fanotify_mark(self.fd, _U.FAN_MARK_ADD | _U.FAN_MARK_MNTNS,
+                              _U.FAN_MNT_ATTACH | _U.FAN_MNT_DETACH, ns)
+            finally:
+                os.close(ns)
+        except OSError:
+            os.close(self.fd)
+            raise
+
+    def drain(self) -> tuple[list[FanEvent], list[str]]:
+        """Every event queued.  read() copies whole events while the next one
+        fits, so a read that left room for one more emptied the queue."""
+        events: list[FanEvent] = []
+        problems: list[str] = []
+        while True:
+            try:
+                buf = os.read(self.fd, FANOTIFY_READ)
+            except BlockingIOError:
+                return events, problems
+            if not buf:
+                return events, [*problems, "fanotify: EOF"]
+            got, bad = split_fanotify_events(buf)
+            events += got
+            problems += bad
+            if len(buf) + MOUNT_EVENT_SIZE <= FANOTIFY_READ:
+                return events, problems
+
+    def close(self) -> None:
+        os.close(self.fd)
+
 
 
 def make_dirs(path: str) -> None:
@@ -425,13 +483,19 @@ class Tally:
     pivots: int = 0  # pivot_root attempts
     pivots_ok: int = 0
     watched_moves: int = 0  # mounts that carried a watch and moved
+    fan_ops: int = 0  # operations compared with fanotify
+    fan_changed: int = 0  # ... of which fanotify saw a change below W
+    fan_events: int = 0
+    fan_tucked: int = 0  # moves only watch_mount reports, accepted as tucks
 
 
 class Session:
     """One queue watching the arena; every step is checked against mountinfo."""
 
-    def __init__(self, queue: Queue, arena: Arena, seed: int) -> None:
+    def __init__(self, queue: Queue, arena: Arena, seed: int,
+                 fan: FanotifyGroup | None = None) -> None:
         self.queue = queue
+        self.fan = fan
         self.arena = arena
         self.seed = seed
         self.tally = Tally()
@@ -484,6 +548,8 @@ class Session:
             uids += record_uids(raw)
         problems += self.ids.check_reported(uids, post)
         problems += order_problems(received)
+        if self.fan is not None:
+            problems += self.compare_fanotify(pre, post, received)
         missing, extra = compare_events(expected, received)
         if outcome.error and not diff.empty:
             problems.append(f"operation failed ({errno.errorcode.get(outcome.error)}) "
@@ -515,6 +581,24 @@ class Session:
         self.snap = post
         self.changed = not diff.empty
 
+    def compare_fanotify(self, pre: Snapshot, post: Snapshot, received: Sequence[Event]
+                         ) -> list[str]:
+        """fanotify's view of the step, below W, against W's watch."""
+        assert self.fan is not None
+        events, problems = self.fan.drain()
+        wm = watch_mount_sets(received, W_WATCH_ID)
+        t = self.tally
+        t.fan_ops += 1
+        t.fan_events += len(events)
+        if not events and wm.empty:  # most operations: nothing on either side
+            return problems
+        fan, bad = fanotify_sets(events, self.ids.lookup)
+        mine = scoped(fan, pre, post, self.root_ids[0])
+        agreement = compare_sets(mine, wm, pre, post)
+        t.fan_changed += not mine.empty
+        t.fan_tucked += agreement.tucked
+        return problems + bad + agreement.problems
+
     def random_ops(self, count: int, rng: random.Random) -> None:
         view: ArenaView | None = None
         for i in range(count):
@@ -529,7 +613,11 @@ class Session:
         t = self.tally
         emit(f"{self.queue.name} {what}: seed={self.seed} ops={t.ops} refused={t.failed_ops} "
              f"records={t.records} mismatched_ops={len(t.mismatches)} "
-             f"pivot_root={t.pivots_ok}/{t.pivots} watched_moves={t.watched_moves}")
+             f"pivot_root={t.pivots_ok}/{t.pivots} watched_moves={t.watched_moves} "
+             f"fanotify_compared={t.fan_ops if self.fan else 'off'}")
+        if self.fan is not None:
+            emit(f"  fanotify: events={t.fan_events} ops_with_changes_below_W={t.fan_changed} "
+                 f"tucks={t.fan_tucked}")
         if t.by_kind:
             emit("  records: " + " ".join(f"{k}={n}" for k, n in sorted(t.by_kind.items())))
         if t.by_op:
@@ -589,12 +677,22 @@ def probe_watch_mount() -> str | None:
     return None
 
 
+def open_fanotify() -> FanotifyGroup:
+    try:
+        return FanotifyGroup()
+    except OSError as e:
+        raise OSError(e.errno, f"fanotify FAN_REPORT_MNT group with a namespace mark, the "
+                      f"second oracle (--no-fanotify runs without): {e.strerror}") from None
+
+
 def run_transport(make_queue: Callable[[], Queue], arena: Arena, seed: int, ops: int,
                   random_test: Subtest, removal_test: Subtest,
-                  detailed: int = MAX_DETAILED) -> int:
+                  detailed: int = MAX_DETAILED, fanotify: bool = True) -> int:
     queue = make_queue()
+    fan: FanotifyGroup | None = None
     try:
-        session = Session(queue, arena, seed)
+        fan = open_fanotify() if fanotify else None
+        session = Session(queue, arena, seed, fan)
         session.random_ops(ops, random.Random(seed))
         random_test.ok = session.report(random_test.diags.append, "random ops", detailed)
         done = session.tally.ops
@@ -614,6 +712,8 @@ def run_transport(make_queue: Callable[[], Queue], arena: Arena, seed: int, ops:
         return done + session.tally.ops
     finally:
         queue.close()
+        if fan is not None:
+            fan.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -625,6 +725,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--base", default="/mnt", help="directory to build the arena on")
     parser.add_argument("--detailed", type=int, default=MAX_DETAILED,
                         help="mismatching operations to show in full")
+    parser.add_argument("--no-fanotify", dest="fanotify", action="store_false",
+                        help="without fanotify as the second oracle")
     args = parser.parse_args(argv)
 
     tests = [Subtest("pipe_random_ops"), Subtest("pipe_unmount_watched"),
@@ -654,7 +756,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 arena = new_arena(args.base, generation)
                 share = args.ops // len(transports) + (generation < args.ops % len(transports))
                 total_ops += run_transport(make_queue, arena, args.seed, share,
-                                           tests[first], tests[first + 1], args.detailed)
+                                           tests[first], tests[first + 1], args.detailed,
+                                           args.fanotify)
             except OSError as e:
                 for t in tests[first:first + 2]:
                     t.ok = False
