@@ -89,9 +89,9 @@ def cmd_vmrun(s: Session, args: argparse.Namespace) -> int:
         raise HarnessError("vmrun needs a command: make vmrun CMD='...'")
     if not s.layout.bzimage.exists() or args.rebuild:
         s.prepare()
-    tests = [vm.GuestTest("vmrun", f"cd {s.layout.repo} && {args.cmd}", args.timeout)]
+    tests = [vm.GuestTest(suite.VMRUN, f"cd {s.layout.repo} && {args.cmd}", args.timeout)]
     outcome = s.run(tests)
-    out = s.results / "guest" / "vmrun.out"
+    out = s.results / "guest" / f"{suite.VMRUN}.out"
     if out.exists():
         sys.stdout.write(out.read_text(errors="replace"))
     return s.verdict(tests, vm.diagnose(outcome), outcome.console)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import build
+from harness import bench, build
 from harness.errors import HarnessError
 from harness.layout import Layout
 
@@ -66,3 +66,13 @@ def test_make_bench_works_from_a_fresh_build_folder(layout: Layout) -> None:
     res = build.build_selftests(layout, layout.build / "log", "bench")
     assert res.detail == "1 bench programs"
     assert not (layout.selftests_out / "good_test").exists()
+
+
+def test_bench_runs_only_programs_whose_source_exists(layout: Layout) -> None:
+    (layout.selftests / "bench").mkdir()
+    (layout.selftests / "bench" / "ring_bench.c").write_text("int main(void) { return 0; }\n")
+    out = layout.selftests_out / "bench"
+    out.mkdir(parents=True)
+    for name in ("ring_bench", "mount_bench"):  # mount_bench.c was removed
+        (out / name).write_text("")
+    assert [p.name for p in bench.bench_programs(layout)] == ["ring_bench"]

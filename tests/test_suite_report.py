@@ -56,6 +56,23 @@ def test_non_ktap_failure_keeps_its_last_line(tmp_path: Path) -> None:
     assert result.status is Status.FAILED and "ValueError: boom" in result.reason
 
 
+def test_vmrun_without_ktap_is_judged_by_its_exit_status(tmp_path: Path) -> None:
+    ok = suite.collect_one(tmp_path, guest(tmp_path, suite.VMRUN, "BENCH\tt\tr\tc\t1\n", 0))
+    assert ok.status is Status.PASSED
+    bad = suite.collect_one(tmp_path, guest(tmp_path, suite.VMRUN, "oops\n", 3))
+    assert bad.status is Status.FAILED and bad.reason == "exit 3"
+
+
+def test_vmrun_of_a_selftest_keeps_its_ktap_verdict(tmp_path: Path) -> None:
+    t = guest(tmp_path, suite.VMRUN, "KTAP version 1\n1..1\nnot ok 1 a\n", 1)
+    assert suite.collect_one(tmp_path, t).status is Status.FAILED
+
+
+def test_a_program_without_ktap_that_exits_0_is_not_passed(tmp_path: Path) -> None:
+    t = guest(tmp_path, "ring_test", "hello\n", 0)
+    assert suite.collect_one(tmp_path, t).status is Status.CRASHED
+
+
 def test_report_counts_json_junit_and_last_line(tmp_path: Path) -> None:
     good = suite.collect_one(tmp_path, guest(tmp_path, "good",
                                              (DATA / "kselftest_pass.log").read_text(), 0))
@@ -112,3 +129,4 @@ def test_collect_replays_host_replay_checkers_on_the_host(tmp_path: Path) -> Non
 def test_ring_diff_records_in_the_guest() -> None:
     entry = next(c for c in suite.CHECKERS if c.name == "ring_diff")
     assert entry.args == ("--record",) and entry.host_replay
+

@@ -41,13 +41,26 @@
 
 #define TABLE		"mount watches: who pays (unprivileged, 2 vCPUs)"
 #define MAX_WATCHES	10000
-#define WINDOW_NS	4000000000ull	/* each measurement window */
-#define PERIOD_NS	200000000ull	/* one bind+umount every 200 ms */
-
+#define WINDOW_NS	3000000000ull	/* each measurement window */
+#define PERIOD_NS	100000000ull	/* one bind+umount every 100 ms */
+#define ROUNDS		5		/* windows per number of watches */
+#define MAX_CYCLES	(ROUNDS * (WINDOW_NS / PERIOD_NS + 8))
 #define MS_BIND_	0x1000ul
 
-/* The last run, with every watch closed again, shows the noise. */
-static const unsigned int counts[] = { 0, 100, MAX_WATCHES, 0 };
+/*
+ * Each round measures every number of watches once, starting one further
+ * along each time, so that a drift of the host shows as spread instead of
+ * as a difference between the rows.
+ */
+static const unsigned int counts[] = { 0, 100, MAX_WATCHES };
+#define NR_COUNTS	(sizeof(counts) / sizeof(counts[0]))
+
+struct row {
+	uint64_t lat[MAX_CYCLES];	/* every bind+umount, all rounds */
+	unsigned int cycles;
+	double ops[ROUNDS];		/* stat() per second, per round */
+	unsigned int rounds;
+};
 
 static void write_file(const char *path, const char *text)
 {
@@ -115,13 +128,11 @@ static int u64_cmp(const void *a, const void *b)
 	return (*x > *y) - (*x < *y);
 }
 
-static void measure(struct stat_loop *s, unsigned int watches, const char *row,
-		    double *base_ops, double *base_lat)
+/* One window: bind+umount at a fixed rate on this CPU, stat() on the other. */
+static void measure(struct stat_loop *s, struct row *r)
 {
-	static uint64_t lat[1 << 16];
-	unsigned int n = 0;
 	uint64_t t0, t1, ops0, ops1;
-	double ops;
+	unsigned int n = 0;
 
 	s->run = 1;
 	ops0 = s->ops;
@@ -132,8 +143,9 @@ static void measure(struct stat_loop *s, unsigned int watches, const char *row,
 		xmount("/mnt/src", "/mnt/t", NULL, MS_BIND_);
 		if (syscall(__NR_umount2, "/mnt/t", 0) < 0)
 			die("umount2");
-		if (n < sizeof(lat) / sizeof(lat[0]))
-			lat[n++] = now_ns() - a;
+		n++;
+		if (r->cycles < MAX_CYCLES)
+			r->lat[r->cycles++] = now_ns() - a;
 		t1 = now_ns();
 		if (t1 < next) {
 			struct timespec ts = {
@@ -147,29 +159,55 @@ static void measure(struct stat_loop *s, unsigned int watches, const char *row,
 	} while (t1 - t0 < WINDOW_NS);
 	ops1 = s->ops;
 	s->run = 0;
+	r->ops[r->rounds++] = (ops1 - ops0) * 1e9 / (t1 - t0);
+}
 
-	qsort(lat, n, sizeof(lat[0]), u64_cmp);
-	ops = (ops1 - ops0) * 1e9 / (t1 - t0);
-	if (!*base_ops) {
-		*base_ops = ops;
-		*base_lat = lat[n / 2];
+static int double_cmp(const void *a, const void *b)
+{
+	const double *x = a, *y = b;
+
+	return (*x > *y) - (*x < *y);
+}
+
+static void report(const struct row *rows)
+{
+	double base_ops = 0, base_lat = 0;
+
+	for (unsigned int i = 0; i < NR_COUNTS; i++) {
+		struct row r = rows[i];
+		double lat, ops, lo, hi;
+		char name[32];
+
+		qsort(r.lat, r.cycles, sizeof(r.lat[0]), u64_cmp);
+		qsort(r.ops, r.rounds, sizeof(r.ops[0]), double_cmp);
+		lat = r.lat[r.cycles / 2] / 1e3;
+		ops = r.ops[r.rounds / 2];
+		lo = (r.ops[0] / ops - 1) * 100;
+		hi = (r.ops[r.rounds - 1] / ops - 1) * 100;
+		if (i == 0) {
+			base_ops = ops;
+			base_lat = lat;
+		}
+		snprintf(name, sizeof(name), "%u watches", counts[i]);
+		printf("BENCH\t" TABLE "\t%s\tbind+umount us (median)\t%.1f\n", name, lat);
+		printf("BENCH\t" TABLE "\t%s\tcycles\t%u\n", name, r.cycles);
+		printf("BENCH\t" TABLE "\t%s\tstat() per s (median of %u)\t%.0f\n", name,
+		       r.rounds, ops);
+		printf("BENCH\t" TABLE "\t%s\tspread of the rounds\t%+.1f%% .. %+.1f%%\n",
+		       name, lo, hi);
+		printf("BENCH\t" TABLE "\t%s\tstat() vs 0 watches\t%+.1f%%\n", name,
+		       (ops / base_ops - 1) * 100);
+		if (counts[i])
+			printf("BENCH\t" TABLE "\t%s\tadded ns per record per watch\t%.0f\n",
+			       name, (lat - base_lat) * 1e3 / (2.0 * counts[i]));
 	}
-	printf("BENCH\t" TABLE "\t%s\tbind+umount us (median)\t%.1f\n", row,
-	       lat[n / 2] / 1e3);
-	printf("BENCH\t" TABLE "\t%s\tcycles\t%u\n", row, n);
-	if (watches)
-		printf("BENCH\t" TABLE "\t%s\tadded ns per record per watch\t%.0f\n",
-		       row, (lat[n / 2] - *base_lat) / (2.0 * watches));
-	printf("BENCH\t" TABLE "\t%s\tstat() per s\t%.0f\n", row, ops);
-	printf("BENCH\t" TABLE "\t%s\tstat() vs 0 watches\t%+.1f%%\n", row,
-	       *base_ops ? (ops / *base_ops - 1) * 100 : 0.0);
 }
 
 static int run_unprivileged(void)
 {
 	static int fds[MAX_WATCHES];
+	static struct row rows[NR_COUNTS];
 	struct stat_loop s = { 0 };
-	double base_ops = 0, base_lat = 0;
 	unsigned int have = 0;
 	pthread_t th;
 
@@ -198,25 +236,26 @@ static int run_unprivileged(void)
 	pin_to_cpu(0);
 	if (pthread_create(&th, NULL, stat_loop, &s))
 		die("pthread_create");
-	for (unsigned int i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
-		uint64_t t0 = now_ns();
-		char row[32];
+	for (unsigned int round = 0; round < ROUNDS; round++) {
+		for (unsigned int k = 0; k < NR_COUNTS; k++) {
+			unsigned int i = (round + k) % NR_COUNTS;
+			uint64_t t0 = now_ns();
 
-		while (have > counts[i])
-			close(fds[--have]);
-		while (have < counts[i]) {
-			fds[have] = add_watch(have);
-			have++;
+			while (have > counts[i])
+				close(fds[--have]);
+			while (have < counts[i]) {
+				fds[have] = add_watch(have);
+				have++;
+			}
+			if (counts[i])
+				fprintf(stderr, "mount_watchers_bench: %u watches set in %.2f s\n",
+					counts[i], (now_ns() - t0) / 1e9);
+			measure(&s, &rows[i]);
 		}
-		if (counts[i])
-			fprintf(stderr, "mount_watchers_bench: %u watches set in %.2f s\n",
-				counts[i], (now_ns() - t0) / 1e9);
-		snprintf(row, sizeof(row), i ? "%u watches%s" : "%u watches", counts[i],
-			 counts[i] ? "" : ", again");
-		measure(&s, counts[i], row, &base_ops, &base_lat);
 	}
 	s.stop = 1;
 	pthread_join(th, NULL);
+	report(rows);
 	return 0;
 }
 
