@@ -76,6 +76,8 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Layout:
     commit(src, {"b.c": "int b = 1;\n", "Kconfig": "CONFIG_A\nCONFIG_B\n"}, "b: one")
     commit(src, {"c.c": "int c = 1;\n", "Kconfig": "CONFIG_A\nCONFIG_B\nCONFIG_C\n"}, "c: one")
     source.export_patches(layout)
+    (layout.patches / source.COVER_LETTER).write_text(
+        "Subject: [PATCH 0/3] abc\n\nOn base.\n\n  a: one\n  b: one\n  c: one\n")
     lint = layout.patches / "man-pages" / "lint.sh"
     lint.parent.mkdir()
     lint.write_text("#!/bin/sh\necho 'lint.sh: 7 page(s) clean'\n")
