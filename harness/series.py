@@ -111,9 +111,11 @@ def head_checks(layout: Layout, log: Path) -> list[str]:
     if headers:
         build.make(layout, ["headers_install", f"INSTALL_HDR_PATH={layout.headers}"], log,
                    "headers")
+        failures += seriescheck.hdrtest(headers, layout.headers / "include", layout.src, log)
         failures += seriescheck.compile_uapi(headers, layout.headers / "include",
                                              layout.obj / "uapi-test", log)
-    print(f"[uapi] {len(headers)} header(s) with glibc's, C and C++: "
+    print(f"[uapi] {len(headers)} header(s): the kernel's header test, and with glibc's as C "
+          f"and C++: "
           f"{'ok' if not failures else 'FAILED'}", flush=True)
     man = seriescheck.man_lint(layout.patches / "man-pages" / "lint.sh", log)
     print(f"[man-pages] {'lint clean' if not man else man[0]}", flush=True)

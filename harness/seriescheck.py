@@ -4,6 +4,10 @@
   glibc's <fcntl.h>, <sys/mount.h>, <sys/ioctl.h>, <sys/syscall.h> and
   <linux/mount.h>, as C and as C++, under -Wall -Werror, against the headers
   installed from the series head (obj/hdr/include);
+- hdrtest: usr/include/Makefile's own header test (alone, twice for the
+  include guard, -std=c90 and -std=c++98, headers_check.pl) on the touched
+  headers only, instead of CONFIG_UAPI_HEADER_TEST's 1,000 headers in every
+  build;
 - man pages: patches/man-pages/lint.sh;
 - selftests: the in-tree copy the series carries
   (tools/testing/selftests/watch_queue/) is identical to selftests/;
@@ -71,6 +75,40 @@ def compile_uapi(headers: list[str], include: Path, work: Path, log: Path) -> li
                              lines[-1] if lines else "no output")
                 failures.append(f"uapi: {', '.join(headers)} do not compile as {lang} with "
                                 f"glibc's headers ({order}): {first.strip()}")
+    return failures
+
+
+# usr/include/Makefile's flags (UAPI_CFLAGS, KBUILD_USERCFLAGS, hdrtest-flags).
+_HDRTEST_C = ["-std=c90", "-Werror=implicit-function-declaration", "-Wall",
+              "-Wmissing-prototypes", "-Wstrict-prototypes", "-O2"]
+_HDRTEST_CXX = ["-Wall", "-O2", "-std=c++98"]
+
+
+def hdrtest(headers: list[str], include: Path, srctree: Path, log: Path) -> list[str]:
+    """The kernel's uapi header test (cmd_hdrtest) on each header; the failures."""
+    flags = ["-fsyntax-only", "-Werror", "-nostdinc", f"-I{include}",
+             f"-I{srctree / 'usr' / 'dummy-include'}"]
+    failures = []
+    for header in headers:
+        path = include / header
+        if header.startswith("asm-generic/"):
+            continue  # "used by asm/*.h, and should not be included directly"
+        steps = [("C90", ["gcc", *_HDRTEST_C, *flags, "-x", "c", "/dev/null",
+                          "-include", str(path), "-include", str(path)]),
+                 ("C++98", ["gcc", *_HDRTEST_CXX, *flags, "-x", "c++", "/dev/null",
+                            "-include", str(path)]),
+                 ("headers_check.pl", ["perl", str(srctree / "usr" / "include" /
+                                                   "headers_check.pl"), str(include),
+                                       str(path)])]
+        for what, cmd in steps:
+            proc = run_logged(cmd, log, f"hdrtest {header} ({what})", check=False,
+                              env=dict(os.environ, LC_ALL="C"))
+            lines = proc.stdout.strip().splitlines()
+            if proc.returncode != 0 or (what == "headers_check.pl" and lines):
+                first = next((ln for ln in lines if "error" in ln),
+                             lines[0] if lines else f"exit {proc.returncode}")
+                failures.append(f"uapi: {header} fails the kernel's header test ({what}): "
+                                f"{first.strip()}")
     return failures
 
 

@@ -226,3 +226,42 @@ def test_a_stale_cover_letter_names_what_is_stale(tmp_path: Path) -> None:
 
 def test_a_missing_cover_letter_fails(tmp_path: Path) -> None:
     assert seriescheck.cover_letter(tmp_path / "0000-cover-letter.patch", [], "") != []
+
+
+# --- the kernel's header test on the touched headers ------------------------------
+
+def hdrtest_tree(tmp_path: Path, header: str, check: str = "exit 0;\n") -> tuple[Path, Path]:
+    include = tmp_path / "hdr"
+    write_header(include, header)
+    src = tmp_path / "src"
+    (src / "usr" / "dummy-include").mkdir(parents=True)
+    (src / "usr" / "include").mkdir(parents=True)
+    (src / "usr" / "include" / "headers_check.pl").write_text(check)
+    return include, src
+
+
+def test_a_guarded_c90_header_passes_the_kernel_header_test(tmp_path: Path) -> None:
+    include, src = hdrtest_tree(tmp_path, "#ifndef X\n#define X\nstruct wq_x { int a; };\n"
+                                          "#endif\n")
+    assert seriescheck.hdrtest(["linux/wq_test.h"], include, src, tmp_path / "log") == []
+
+
+def test_a_cxx_comment_fails_as_c90(tmp_path: Path) -> None:
+    include, src = hdrtest_tree(tmp_path, "#ifndef X\n#define X\n// no\n#endif\n")
+    failures = seriescheck.hdrtest(["linux/wq_test.h"], include, src, tmp_path / "log")
+    assert len(failures) == 1 and "(C90)" in failures[0]
+
+
+def test_a_missing_include_guard_fails(tmp_path: Path) -> None:
+    include, src = hdrtest_tree(tmp_path, "struct wq_x { int a; };\n")
+    failures = seriescheck.hdrtest(["linux/wq_test.h"], include, src, tmp_path / "log")
+    assert len(failures) == 1 and "redefinition" in failures[0]
+
+
+def test_headers_check_complaints_fail(tmp_path: Path) -> None:
+    include, src = hdrtest_tree(tmp_path, "#ifndef X\n#define X\n#endif\n",
+                                'print "wq_test.h:3: leaks CONFIG_X to userspace\\n"; exit 1;\n')
+    failures = seriescheck.hdrtest(["linux/wq_test.h", "asm-generic/unistd.h"], include, src,
+                                   tmp_path / "log")
+    assert failures == ["uapi: linux/wq_test.h fails the kernel's header test "
+                        "(headers_check.pl): wq_test.h:3: leaks CONFIG_X to userspace"]
