@@ -8,8 +8,8 @@
 #   vmrun CMD='...'    run one shell command in the last built test kernel
 #   vmshell            an interactive shell in the test kernel, tests and checkers on PATH
 #   bench              the benchmarks (selftests/bench) in the test kernel
-#   check-series       checkpatch, Debian's files, uapi compile test, man pages, sparse,
-#                      selftests in the series, every prefix builds
+#   check-series       checkpatch, Debian's files, uapi header tests, man pages, sparse,
+#                      selftests in the series, cover letter, every prefix builds
 #   unit, lint         host unit tests; ruff and mypy --strict
 #   deps               Debian packages (as root) and the pinned venv
 #   export-patches     write build/src's series back to patches/
