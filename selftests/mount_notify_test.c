@@ -1236,10 +1236,27 @@ TEST_F(mount_notify, automount_is_submount)
  * covered by a LOSS record between the surrounding received records.
  */
 #define CYCLES 10000
+/*
+ * The stress consumers stop after every 1000 records until the producer has
+ * made PAUSE_CYCLES more cycles (600 records): more than a 256-note pipe or a
+ * one-page ring holds, so the queue overflows however fast the kernel is.
+ */
+#define PAUSE_CYCLES 300
+
+/* Wait until *produced has advanced by PAUSE_CYCLES, or the producer is done. */
+static void wait_for_producer(const unsigned int *produced, const int *done)
+{
+	unsigned int start = __atomic_load_n(produced, __ATOMIC_ACQUIRE);
+
+	while (__atomic_load_n(produced, __ATOMIC_ACQUIRE) - start < PAUSE_CYCLES &&
+	       !__atomic_load_n(done, __ATOMIC_ACQUIRE))
+		usleep(1000);
+}
 
 struct consumer {
 	int fd;
 	int done;		/* __atomic_*() only */
+	unsigned int produced;	/* cycles made; __atomic_*() only */
 	/* Received stream: aux id and subtype, or 0 / 0xff for LOSS. */
 	uint64_t *ids;
 	unsigned char *sub;
@@ -1285,13 +1302,9 @@ static void *consume(void *arg)
 
 				c->ids[c->n] = m->auxiliary_mount;
 				c->sub[c->n++] = w->subtype;
-				/*
-				 * A consumer that stops now and then for longer
-				 * than the pipe lasts (a few hundred records),
-				 * so that it overflows.
-				 */
+				/* A consumer that falls behind now and then. */
 				if (c->n % 1000 == 0)
-					usleep(800000);
+					wait_for_producer(&c->produced, &c->done);
 			} else {
 				c->bad = 3;
 				return NULL;
@@ -1380,6 +1393,7 @@ TEST_F_TIMEOUT(mount_notify, stress_mount_umount_loss_accounting, 600)
 		expect[i] = mnt_id(BASE "/a");
 		ASSERT_NE(expect[i], 0ULL);
 		ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
+		__atomic_store_n(&c.produced, i + 1, __ATOMIC_RELEASE);
 	}
 	__atomic_store_n(&c.done, 1, __ATOMIC_RELEASE);
 	ASSERT_EQ(pthread_join(th, NULL), 0);
@@ -1432,6 +1446,7 @@ TEST_F(mount_notify, overflow_is_flagged_with_loss_record)
 struct ring_consumer {
 	int fd;
 	int done;		/* __atomic_*() only */
+	unsigned int produced;	/* cycles made; __atomic_*() only */
 	unsigned char *ring;
 	struct watch_queue_ring_meta *meta;
 	uint32_t mask;
@@ -1471,13 +1486,9 @@ static void *ring_consume(void *arg)
 				c->sub[c->n] = w->subtype;
 				c->lost_before[c->n++] = c->pending;
 				c->pending = 0;
-				/*
-				 * A consumer that stops now and then for longer
-				 * than the ring lasts (a few hundred records),
-				 * so that it overflows.
-				 */
+				/* A consumer that falls behind now and then. */
 				if (c->n % 1000 == 0)
-					usleep(800000);
+					wait_for_producer(&c->produced, &c->done);
 			}
 			tail += slots;
 			__atomic_store_n(&c->meta->tail, tail, __ATOMIC_RELEASE);
@@ -1523,6 +1534,7 @@ TEST_F_TIMEOUT(mount_notify, stress_mount_umount_exact_loss_in_a_ring, 600)
 		expect[i] = mnt_id(BASE "/a");
 		ASSERT_NE(expect[i], 0ULL);
 		ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
+		__atomic_store_n(&c.produced, i + 1, __ATOMIC_RELEASE);
 	}
 	__atomic_store_n(&c.done, 1, __ATOMIC_RELEASE);
 	ASSERT_EQ(pthread_join(th, NULL), 0);
