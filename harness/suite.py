@@ -29,13 +29,21 @@ class Checker:
     timeout: int
     args: tuple[str, ...] = ()
     host_replay: bool = False  # the host replays what the guest recorded (collect())
+    debug_args: tuple[str, ...] = ()  # the debug profile's smaller run
+
+
+# The debug profile's stress sizes, a fifth of the default ones: KASAN, lockdep and
+# kmemleak find their bugs on the paths, not in the repetitions, and make the guest
+# three to six times slower.
+DEBUG_STRESS_CYCLES = 2000  # mount_notify_test's 10,000 mount/umount cycles
 
 
 CHECKERS = [
     Checker("keyctl_watch", "harness.checkers.keyctl_watch", 120),
     Checker("watch_sample", "harness.checkers.watch_sample", 120),
-    Checker("ring_diff", "harness.checkers.ring_diff", 600, ("--record",), host_replay=True),
-    Checker("mount_oracle", "harness.checkers.mount_oracle", 300),
+    Checker("ring_diff", "harness.checkers.ring_diff", 600, ("--record",), host_replay=True,
+            debug_args=("--ops", "20000")),
+    Checker("mount_oracle", "harness.checkers.mount_oracle", 300, debug_args=("--ops", "400")),
 ]
 
 
@@ -60,13 +68,16 @@ def _filtered(command: str, source: Path, binary: Path, only: TestFilter | None)
 
 def guest_tests(layout: Layout, python: Path, only: TestFilter | None = None) -> list[GuestTest]:
     # KASAN, lockdep and kmemleak make the guest about three times slower.
-    scale = 3 if layout.profile == "debug" else 1
+    debug = layout.profile == "debug"
+    scale = 3 if debug else 1
+    stress = f"WATCH_QUEUE_STRESS_CYCLES={DEBUG_STRESS_CYCLES} " if debug else ""
     tests: list[GuestTest] = []
     # Never dropped: a program that did not build fails as "command not found".
     for p in selftest_programs(layout):
         source = layout.selftests / f"{p.name}.c"
         text = source.read_text(errors="replace") if source.exists() else ""
-        tests.append(GuestTest(p.name, shlex.quote(str(p)), program_timeout(text) * scale))
+        tests.append(GuestTest(p.name, stress + shlex.quote(str(p)),
+                               program_timeout(text) * scale))
     for up in upstream.programs(layout):
         source = upstream.selftests_dir(layout) / up.suite / f"{up.name}.c"
         text = source.read_text(errors="replace") if source.exists() else ""
@@ -78,7 +89,8 @@ def guest_tests(layout: Layout, python: Path, only: TestFilter | None = None) ->
         module_file = layout.repo / (checker.module.replace(".", "/") + ".py")
         if not module_file.exists():
             continue
-        args = " ".join(shlex.quote(a) for a in checker.args)
+        args = " ".join(shlex.quote(a) for a in
+                        (*checker.args, *(checker.debug_args if debug else ())))
         tests.append(GuestTest(checker.name, f"{env} {shlex.quote(str(python))} -m "
                                f"{checker.module} {args}".rstrip(), checker.timeout * scale))
     if only is None:

@@ -1235,7 +1235,27 @@ TEST_F(mount_notify, automount_is_submount)
  * so every cycle's NEW_MOUNT/UNMOUNT pair is either received, in order, or
  * covered by a LOSS record between the surrounding received records.
  */
-#define CYCLES 10000
+/*
+ * Mount/umount cycles of the stress tests; WATCH_QUEUE_STRESS_CYCLES
+ * overrides it (a KASAN and lockdep kernel is several times slower).
+ */
+#define DEFAULT_CYCLES 10000
+#define CYCLES stress_cycles()
+
+static unsigned int stress_cycles(void)
+{
+	static unsigned int cycles;
+	const char *env;
+
+	if (!cycles) {
+		env = getenv("WATCH_QUEUE_STRESS_CYCLES");
+		cycles = env ? strtoul(env, NULL, 10) : 0;
+		if (!cycles || cycles > DEFAULT_CYCLES)
+			cycles = DEFAULT_CYCLES;
+	}
+	return cycles;
+}
+
 /*
  * The stress consumers stop after every 1000 records until the producer has
  * made PAUSE_CYCLES more cycles (600 records): more than a 256-note pipe or a

@@ -81,3 +81,24 @@ def test_no_program_limit_is_shorter_than_its_tests_in_the_repository() -> None:
         text = source.read_text()
         longest = [int(n) for n in re.findall(r"TEST_F_TIMEOUT\([^)]*?(\d+)\)", text)]
         assert suite.program_timeout(text) > max(longest, default=0), source.name
+
+
+def test_the_debug_profile_runs_the_stress_tests_smaller(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upstream, "programs", lambda _layout: [])
+    for profile in ("default", "debug"):
+        layout = Layout(tmp_path, profile)
+        (tmp_path / "selftests").mkdir(exist_ok=True)
+        (tmp_path / "selftests" / "mount_notify_test.c").write_text("TEST_F(a, b) {}\n")
+        fake_program(layout.selftests_out / "mount_notify_test")
+        checkers = tmp_path / "harness" / "checkers"
+        checkers.mkdir(parents=True, exist_ok=True)
+        for name in ("ring_diff", "mount_oracle"):
+            (checkers / f"{name}.py").write_text("")
+        tests = {t.name: t for t in suite.guest_tests(layout, Path("/py"))}
+        smaller = profile == "debug"
+        assert tests["mount_notify_test"].command.startswith(
+            f"WATCH_QUEUE_STRESS_CYCLES={suite.DEBUG_STRESS_CYCLES} ") is smaller
+        assert tests["ring_diff"].command.endswith("--record --ops 20000" if smaller
+                                                   else "--record")
+        assert tests["mount_oracle"].command.endswith("--ops 400") is smaller
