@@ -1263,6 +1263,25 @@ static unsigned int stress_cycles(void)
  */
 #define PAUSE_CYCLES 300
 
+/*
+ * The stress producer: CYCLES mounts and umounts of BASE/a, the mount's ID in
+ * expect[], its progress in *produced; *done set at the end.
+ */
+static void produce_cycles(struct __test_metadata *_metadata, uint64_t *expect,
+			   unsigned int *produced, int *done)
+{
+	unsigned int i;
+
+	for (i = 0; i < CYCLES; i++) {
+		ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+		expect[i] = mnt_id(BASE "/a");
+		ASSERT_NE(expect[i], 0ULL);
+		ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
+		__atomic_store_n(produced, i + 1, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(done, 1, __ATOMIC_RELEASE);
+}
+
 /* Wait until *produced has advanced by PAUSE_CYCLES, or the producer is done. */
 static void wait_for_producer(const unsigned int *produced, const int *done)
 {
@@ -1396,7 +1415,7 @@ TEST_F_TIMEOUT(mount_notify, stress_mount_umount_loss_accounting, 600)
 	struct consumer c = { .fd = self->q[0] };
 	uint64_t *expect;
 	pthread_t th;
-	unsigned int i, lost = 0;
+	unsigned int lost = 0;
 
 	expect = calloc(CYCLES, sizeof(*expect));
 	c.max = 2 * CYCLES + CYCLES;
@@ -1408,14 +1427,7 @@ TEST_F_TIMEOUT(mount_notify, stress_mount_umount_loss_accounting, 600)
 
 	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
 	ASSERT_EQ(pthread_create(&th, NULL, consume, &c), 0);
-	for (i = 0; i < CYCLES; i++) {
-		ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
-		expect[i] = mnt_id(BASE "/a");
-		ASSERT_NE(expect[i], 0ULL);
-		ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
-		__atomic_store_n(&c.produced, i + 1, __ATOMIC_RELEASE);
-	}
-	__atomic_store_n(&c.done, 1, __ATOMIC_RELEASE);
+	produce_cycles(_metadata, expect, &c.produced, &c.done);
 	ASSERT_EQ(pthread_join(th, NULL), 0);
 	ASSERT_EQ(c.bad, 0);
 
@@ -1549,14 +1561,7 @@ TEST_F_TIMEOUT(mount_notify, stress_mount_umount_exact_loss_in_a_ring, 600)
 
 	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, c.fd, 1), 0);
 	ASSERT_EQ(pthread_create(&th, NULL, ring_consume, &c), 0);
-	for (i = 0; i < CYCLES; i++) {
-		ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
-		expect[i] = mnt_id(BASE "/a");
-		ASSERT_NE(expect[i], 0ULL);
-		ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
-		__atomic_store_n(&c.produced, i + 1, __ATOMIC_RELEASE);
-	}
-	__atomic_store_n(&c.done, 1, __ATOMIC_RELEASE);
+	produce_cycles(_metadata, expect, &c.produced, &c.done);
 	ASSERT_EQ(pthread_join(th, NULL), 0);
 	ASSERT_EQ(c.bad, 0);
 	ASSERT_EQ(ioctl(c.fd, IOC_WATCH_QUEUE_TAKE_LOSS, &tail_loss), 0);
