@@ -54,6 +54,11 @@ def uapi_source(headers: list[str], glibc_first: bool) -> str:
                       "int main(void) { return 0; }", ""])
 
 
+def _first_error(lines: list[str], default: str) -> str:
+    """The compiler's first error line, else ``default``."""
+    return next((ln for ln in lines if "error" in ln), default).strip()
+
+
 def compile_uapi(headers: list[str], include: Path, work: Path, log: Path) -> list[str]:
     """Compile the headers with glibc's, both orders, as C and as C++; the failures."""
     if not headers:
@@ -71,10 +76,9 @@ def compile_uapi(headers: list[str], include: Path, work: Path, log: Path) -> li
                               env=dict(os.environ, LC_ALL="C"))
             if proc.returncode != 0:
                 lines = proc.stdout.strip().splitlines()
-                first = next((ln for ln in lines if "error" in ln),
-                             lines[-1] if lines else "no output")
+                first = _first_error(lines, lines[-1] if lines else "no output")
                 failures.append(f"uapi: {', '.join(headers)} do not compile as {lang} with "
-                                f"glibc's headers ({order}): {first.strip()}")
+                                f"glibc's headers ({order}): {first}")
     return failures
 
 
@@ -105,10 +109,9 @@ def hdrtest(headers: list[str], include: Path, srctree: Path, log: Path) -> list
                               env=dict(os.environ, LC_ALL="C"))
             lines = proc.stdout.strip().splitlines()
             if proc.returncode != 0 or (what == "headers_check.pl" and lines):
-                first = next((ln for ln in lines if "error" in ln),
-                             lines[0] if lines else f"exit {proc.returncode}")
+                first = _first_error(lines, lines[0] if lines else f"exit {proc.returncode}")
                 failures.append(f"uapi: {header} fails the kernel's header test ({what}): "
-                                f"{first.strip()}")
+                                f"{first}")
     return failures
 
 
