@@ -2,7 +2,7 @@
 
 The host spawns vng with pexpect and follows the console: it expects the boot
 marker, each test's start and end marks, a kernel panic and EOF, each with its
-own timeout (the boot timeout, the running test's limit, 10 s for a panicked
+own timeout (the boot timeout, each running test's limit, 10 s for a panicked
 VM to stop), and kills the VM's whole process group on a panic, a boot hang, a
 test past its limit or the overall deadline.  Every byte the VM printed is
 kept in console.log.
@@ -36,6 +36,7 @@ _MARK = re.compile(rb"vmtest: (guest up|start|done|timeout|guest done)\b[ \t]*(\
 LOG_BUF = "log_buf_len=16M"
 PANIC_GRACE = 10  # seconds a panicked VM gets to stop by itself
 GUEST_KILL_GRACE = 15  # the guest's `timeout -k 5` needs this long past a test's limit
+CPUS = 2  # the guest's vCPUs (and the suite's lanes, see suite.spread)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class GuestTest:
     name: str
     command: str
     timeout: int
+    lane: int = 0  # tests of one lane run one after the other; lanes run side by side
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class VmRequest:
     tests: list[GuestTest]
     accel: str  # "kvm" or "tcg"
     memory: str = "1G"
-    cpus: int = 2
+    cpus: int = CPUS
     boot_timeout: int = 120
     vng: str = "vng"
     append: tuple[str, ...] = ()
@@ -72,7 +74,9 @@ class VmOutcome:
 
 def vng_command(req: VmRequest) -> list[str]:
     """The virtme-ng command line (pure, so the unit tests can pin it down)."""
-    cmd = [req.vng, "--run", str(req.kernel), "--verbose", "--memory", req.memory,
+    # --force-9p: the root is shared over 9p here anyway; without it vng first waits
+    # 3 s for virtiofsd, twice, before falling back to 9p.
+    cmd = [req.vng, "--run", str(req.kernel), "--verbose", "--force-9p", "--memory", req.memory,
            "--cpus", str(req.cpus), f"--rwdir={req.results}={req.results}",
            "--cwd", "/", "--append", "panic_on_warn=0", "--append", LOG_BUF]
     for arg in req.append:
@@ -93,7 +97,7 @@ def write_manifest(req: VmRequest) -> None:
     for test in req.tests:
         if "\t" in test.command or "\n" in test.command:
             raise HarnessError(f"guest command for {test.name} contains a tab or newline")
-        lines.append(f"{test.name}\t{test.timeout}\t{test.command}\n")
+        lines.append(f"{test.lane}\t{test.name}\t{test.timeout}\t{test.command}\n")
     (req.results / "tests.list").write_text("".join(lines))
 
 
@@ -128,7 +132,7 @@ class _Follow:
         self.start = start
         self.limit = deadline(req)
         self.limits = {t.name: t.timeout + GUEST_KILL_GRACE for t in req.tests}
-        self.test: tuple[str, float] | None = None  # running test and when it started
+        self.running: dict[str, float] = {}  # the running tests and when each started
         self.panic_at: float | None = None
 
     def now(self) -> float:
@@ -143,8 +147,7 @@ class _Follow:
         if outcome.boot_seconds is None:
             waits.append((self.req.boot_timeout - now,
                           f"boot hang: no guest output after {self.req.boot_timeout}s"))
-        if self.test is not None:
-            name, since = self.test
+        for name, since in self.running.items():
             waits.append((since + self.limits.get(name, 0) - now,
                           f"{name} ran past its limit of {self.limits.get(name, 0)}s "
                           "and the guest did not stop it"))
@@ -186,8 +189,10 @@ def run(req: VmRequest, console: Path, echo: bool = False) -> VmOutcome:
                 what, arg = (g.decode(errors="replace") if isinstance(g, bytes) else str(g)
                              for g in match.groups())
                 _on_mark(outcome, what, arg, now, echo)
-                follow.test = (arg, now) if what == "start" else (
-                    None if what in ("done", "timeout") else follow.test)
+                if what == "start":
+                    follow.running[arg] = now
+                elif what in ("done", "timeout"):
+                    follow.running.pop(arg, None)
             elif which == 1:
                 if follow.panic_at is None:
                     outcome.panic, follow.panic_at = True, now

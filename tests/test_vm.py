@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -27,6 +29,7 @@ def test_command_line_uses_tcg_and_shares_results(tmp_path: Path) -> None:
     assert cmd[:3] == ["vng", "--run", "/k/bzImage"]
     assert "--disable-kvm" in cmd
     assert "--rwdir=/r=/r" in cmd
+    assert "--force-9p" in cmd  # no 6 s of waiting for virtiofsd first
     assert cmd[-2] == "--exec" and cmd[-1].endswith("run-tests.sh /r")
     assert "--disable-kvm" not in vm.vng_command(vm.VmRequest(Path("/k"), Path("/r"), [], "kvm"))
 
@@ -130,3 +133,46 @@ def test_vmshell_puts_the_tests_and_checkers_on_path(tmp_path: Path,
     req = vm.VmRequest(Path("/k"), tmp_path / "r", [], "tcg")
     cmd = vmshell.command(req, shell)
     assert "--exec" not in cmd and cmd[-2:] == ["--shell", str(shell)]
+
+
+def test_manifest_names_each_tests_lane(tmp_path: Path) -> None:
+    req = vm.VmRequest(Path("/k"), tmp_path, [vm.GuestTest("a", "true", 5),
+                                              vm.GuestTest("b", "false", 7, lane=1)], "tcg")
+    vm.write_manifest(req)
+    assert (tmp_path / "tests.list").read_text() == "0\ta\t5\ttrue\n1\tb\t7\tfalse\n"
+
+
+def test_each_running_test_keeps_its_own_limit(tmp_path: Path) -> None:
+    # Two lanes: the long test is still running when the short one overruns.
+    req = request(tmp_path, "echo 'vmtest: guest up'\necho 'vmtest: start long'\n"
+                            "echo 'vmtest: start short'\nsleep 600\n",
+                  tests=[vm.GuestTest("long", "sleep 600", 300),
+                         vm.GuestTest("short", "sleep 600", 1, lane=1)])
+    start = time.monotonic()
+    out = vm.run(req, tmp_path / "console.log")
+    assert time.monotonic() - start < vm.GUEST_KILL_GRACE + 15
+    assert vm.diagnose(out).startswith("short ran past its limit")
+
+
+def test_guest_script_runs_lanes_side_by_side_and_each_in_order(tmp_path: Path) -> None:
+    # The guest's own script, run here: lane 0 runs a then b, lane 1 runs c meanwhile.
+    stamp = "date +%s.%N >" + str(tmp_path)
+    (tmp_path / "tests.list").write_text(
+        f"0\ta\t30\t{stamp}/a.start; sleep 1; {stamp}/a.end\n"
+        f"1\tc\t30\t{stamp}/c.start; sleep 1; {stamp}/c.end; exit 3\n"
+        f"0\tb\t30\t{stamp}/b.start\n")
+    # As root, in a mount namespace of its own: the script may mount debugfs.
+    private = ["unshare", "--mount", "--propagation", "private"] if os.geteuid() == 0 else []
+    proc = subprocess.run([*private, "bash", str(vm.GUEST_SCRIPT), str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+    def at(name: str) -> float:
+        return float((tmp_path / name).read_text())
+
+    assert at("c.start") < at("a.end") and at("a.start") < at("c.end")  # side by side
+    assert at("b.start") >= at("a.end")  # one after the other within a lane
+    assert [(tmp_path / f"{t}.rc").read_text() for t in "abc"] == ["0\n", "0\n", "3\n"]
+    for t in "abc":
+        assert f"vmtest: start {t}" in proc.stdout and f"vmtest: done {t}" in proc.stdout
+    assert proc.stdout.rstrip().endswith("vmtest: guest done")

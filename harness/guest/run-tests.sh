@@ -1,31 +1,41 @@
 #!/bin/bash
 # Runs inside the test VM (as root, host root filesystem read-only).
 # $1: the results folder shared read-write with the host; it holds tests.list,
-# one "name<TAB>timeout-seconds<TAB>shell command" a line.  For each test this
-# writes NAME.out (stdout+stderr), NAME.rc (exit status; 124 = timed out) and
-# NAME.seconds (how long it ran), and prints progress markers the host follows
-# on the console.
+# one "lane<TAB>name<TAB>timeout-seconds<TAB>shell command" a line.  The tests
+# of one lane run one after the other, in list order; the lanes run side by
+# side (one per vCPU).  For each test this writes NAME.out (stdout+stderr),
+# NAME.rc (exit status; 124 = timed out) and NAME.seconds (how long it ran),
+# and prints progress markers the host follows on the console.
 set -u
 out=$1
 export VMTEST_RESULTS="$out"  # checkers that leave files for the host (ring_diff --record)
 echo "vmtest: guest up $(uname -r)"
 [ -d /sys/kernel/debug/tracing ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 ulimit -c 0
-while IFS=$'\t' read -r name tmo cmd; do
-	[ -n "$name" ] || continue
-	echo "vmtest: start $name"
-	start=$(date +%s.%N)
-	timeout -k 5 "$tmo" bash -c "$cmd" >"$out/$name.out" 2>&1 </dev/null
-	rc=$?
-	end=$(date +%s.%N)
-	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-		echo "vmtest: timeout $name after ${tmo}s; dumping blocked tasks"
-		echo w >/proc/sysrq-trigger 2>/dev/null
-	fi
-	awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f\n", b - a }' >"$out/$name.seconds"
-	echo "$rc" >"$out/$name.rc"
-	echo "vmtest: done $name rc=$rc"
-done <"$out/tests.list"
+
+run_lane() {
+	local lane=$1 l name tmo cmd start end rc
+	while IFS=$'\t' read -r l name tmo cmd; do
+		[ -n "$name" ] && [ "$l" = "$lane" ] || continue
+		echo "vmtest: start $name"
+		start=$(date +%s.%N)
+		timeout -k 5 "$tmo" bash -c "$cmd" >"$out/$name.out" 2>&1 </dev/null
+		rc=$?
+		end=$(date +%s.%N)
+		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+			echo "vmtest: timeout $name after ${tmo}s; dumping blocked tasks"
+			echo w >/proc/sysrq-trigger 2>/dev/null
+		fi
+		awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f\n", b - a }' >"$out/$name.seconds"
+		echo "$rc" >"$out/$name.rc"
+		echo "vmtest: done $name rc=$rc"
+	done <"$out/tests.list"
+}
+
+for lane in $(cut -f1 "$out/tests.list" | sort -un); do
+	run_lane "$lane" &
+done
+wait
 if [ -w /sys/kernel/debug/kmemleak ]; then
 	# kmemleak reports an object only on a scan after the one that first saw it
 	# unreferenced (the first scan records its checksum; the next one, seeing it
