@@ -12,6 +12,10 @@ export VMTEST_RESULTS="$out"  # checkers that leave files for the host (ring_dif
 echo "vmtest: guest up $(uname -r)"
 [ -d /sys/kernel/debug/tracing ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 ulimit -c 0
+# kmemleak's own thread would scan all memory every 10 minutes (DEBUG_KMEMLEAK_AUTO_SCAN),
+# taking a vCPU from the tests for half a minute each time under TCG; the scans that count
+# are the two at the end.
+[ -w /sys/kernel/debug/kmemleak ] && echo scan=off >/sys/kernel/debug/kmemleak
 
 run_lane() {
 	local lane=$1 l name tmo cmd start end rc
