@@ -75,8 +75,11 @@ class VmOutcome:
 def vng_command(req: VmRequest) -> list[str]:
     """The virtme-ng command line (pure, so the unit tests can pin it down)."""
     # --force-9p: the root is shared over 9p here anyway; without it vng first waits
-    # 3 s for virtiofsd, twice, before falling back to 9p.
-    cmd = [req.vng, "--run", str(req.kernel), "--verbose", "--force-9p", "--memory", req.memory,
+    # 3 s for virtiofsd, twice, before falling back to 9p.  --skip-modules: no
+    # modules directory for the guest (vng would need the host's depmod to make one);
+    # PLANT=leak loads its one module by path.
+    cmd = [req.vng, "--run", str(req.kernel), "--verbose", "--force-9p", "--skip-modules",
+           "--memory", req.memory,
            "--cpus", str(req.cpus), f"--rwdir={req.results}={req.results}",
            "--cwd", "/", "--append", "panic_on_warn=0", "--append", LOG_BUF]
     for arg in req.append:
