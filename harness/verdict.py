@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import kunit, skips, splat, suite
+from harness import kunit, plant, skips, splat, suite
 from harness.ktap import Status, TestResult
 from harness.report import RunReport
 from harness.testfilter import TestFilter
@@ -67,7 +67,9 @@ def build(req: VerdictRequest) -> RunReport:
         suites.append(kunit.result([_lines(req.results / DMESG),
                                     _lines(req.results / CONSOLE)]))
     if req.only is not None:
-        suites, dropped = req.only.apply(suites)
+        planted = [s for s in suites if s.name == plant.PROGRAM]
+        chosen, dropped = req.only.apply([s for s in suites if s.name != plant.PROGRAM])
+        suites = planted + chosen
         notes += [f"{name}: no test matches {req.only.glob}" for name in dropped]
     review = skips.review(suites, req.expected)
     if req.problem:

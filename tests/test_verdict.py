@@ -77,10 +77,10 @@ def test_an_unlisted_skip_fails_and_is_named(leak: Path) -> None:
             "selftests/expected-skips.txt") in report.summary(rep)
 
 
-def test_a_filter_keeps_the_chosen_programs_and_tests(leak: Path) -> None:
+def test_a_filter_keeps_the_chosen_programs_and_tests_and_the_planted_row(leak: Path) -> None:
     rep = build(leak, only=testfilter.TestFilter("ring_test.*sizes"))
-    assert [s.name for s in rep.suites] == ["ring_test"]
-    assert [leaf.name for leaf in rep.suites[0].leaves()] == ["ring.sizes"]
+    assert [s.name for s in rep.suites] == ["plant_leak", "ring_test"]
+    assert [leaf.name for leaf in rep.suites[1].leaves()] == ["ring.sizes"]
 
 
 def test_a_vm_problem_is_a_failed_row(leak: Path) -> None:
