@@ -110,8 +110,36 @@ def build_kernel(layout: Layout, log: Path) -> StageResult:
     steps = make(layout, ["bzImage"], log, "kernel")
     if not layout.bzimage.exists():
         raise HarnessError(f"kernel build produced no {layout.bzimage}", log)
-    make(layout, ["headers_install", f"INSTALL_HDR_PATH={layout.headers}"], log, "headers")
+    staged = layout.headers.with_name(layout.headers.name + ".new")
+    shutil.rmtree(staged, ignore_errors=True)
+    make(layout, ["headers_install", f"INSTALL_HDR_PATH={staged}"], log, "headers")
+    sync_tree(staged, layout.headers)
+    shutil.rmtree(staged)
     return StageResult("build", timer.elapsed(), f"{steps} kbuild steps")
+
+
+def sync_tree(src: Path, dst: Path) -> int:
+    """Make dst hold what src holds, touching only the files that differ.
+
+    headers_install rewrites every header each time; the selftests and upstream's
+    programs depend on those headers, so an unchanged header must keep its mtime
+    or every rerun rebuilds them all.  Returns how many files changed.
+    """
+    changed = 0
+    wanted = {p.relative_to(src) for p in src.rglob("*") if p.is_file()}
+    for rel in sorted(wanted):
+        new, old = src / rel, dst / rel
+        if old.is_file() and old.read_bytes() == new.read_bytes():
+            continue
+        old.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(new, old)
+        changed += 1
+    if dst.is_dir():
+        for p in sorted(dst.rglob("*"), reverse=True):
+            if p.is_file() and p.relative_to(dst) not in wanted:
+                p.unlink()
+                changed += 1
+    return changed
 
 
 _FAILED_TARGET = re.compile(r"\*\*\* \[[^\]]*?:\d+: (\S+)\] Error")

@@ -1,6 +1,7 @@
 """A selftest that does not compile is reported, and the others still run."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,22 @@ def test_bench_runs_only_programs_whose_source_exists(layout: Layout) -> None:
     for name in ("ring_bench", "mount_bench"):  # mount_bench.c was removed
         (out / name).write_text("")
     assert [p.name for p in bench.bench_programs(layout)] == ["ring_bench"]
+
+
+def test_reinstalled_headers_keep_their_mtime_unless_they_changed(tmp_path: Path) -> None:
+    src, dst = tmp_path / "new", tmp_path / "hdr"
+    for tree in (src, dst):
+        (tree / "include" / "linux").mkdir(parents=True)
+        (tree / "include" / "linux" / "same.h").write_text("same\n")
+    (src / "include" / "linux" / "changed.h").write_text("new\n")
+    (dst / "include" / "linux" / "changed.h").write_text("old\n")
+    (src / "include" / "linux" / "added.h").write_text("added\n")
+    (dst / "include" / "linux" / "gone.h").write_text("gone\n")
+    same = dst / "include" / "linux" / "same.h"
+    os.utime(same, (1, 1))
+    assert build.sync_tree(src, dst) == 3
+    assert same.stat().st_mtime == 1  # untouched: nothing that includes it rebuilds
+    assert (dst / "include" / "linux" / "changed.h").read_text() == "new\n"
+    assert (dst / "include" / "linux" / "added.h").exists()
+    assert not (dst / "include" / "linux" / "gone.h").exists()
+    assert build.sync_tree(src, dst) == 0
