@@ -110,12 +110,17 @@ def build_kernel(layout: Layout, log: Path) -> StageResult:
     steps = make(layout, ["bzImage"], log, "kernel")
     if not layout.bzimage.exists():
         raise HarnessError(f"kernel build produced no {layout.bzimage}", log)
+    install_headers(layout, log)
+    return StageResult("build", timer.elapsed(), f"{steps} kbuild steps")
+
+
+def install_headers(layout: Layout, log: Path) -> None:
+    """make headers_install into layout.headers, rewriting only the headers that changed."""
     staged = layout.headers.with_name(layout.headers.name + ".new")
     shutil.rmtree(staged, ignore_errors=True)
     make(layout, ["headers_install", f"INSTALL_HDR_PATH={staged}"], log, "headers")
     sync_tree(staged, layout.headers)
     shutil.rmtree(staged)
-    return StageResult("build", timer.elapsed(), f"{steps} kbuild steps")
 
 
 def sync_tree(src: Path, dst: Path) -> int:

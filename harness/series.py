@@ -109,8 +109,7 @@ def head_checks(layout: Layout, log: Path) -> list[str]:
     headers = seriescheck.uapi_headers(paths)
     failures = []
     if headers:
-        build.make(layout, ["headers_install", f"INSTALL_HDR_PATH={layout.headers}"], log,
-                   "headers")
+        build.install_headers(layout, log)
         failures += seriescheck.hdrtest(headers, layout.headers / "include", layout.src, log)
         failures += seriescheck.compile_uapi(headers, layout.headers / "include",
                                              layout.obj / "uapi-test", log)
