@@ -173,16 +173,11 @@ static int double_cmp(const void *a, const void *b)
 	return (*x > *y) - (*x < *y);
 }
 
-/* The median of @n values (sorts them), and their spread around it in %. */
-static double median(double *v, unsigned int n, double *lo, double *hi)
+/* The median of @n values; sorts them. */
+static double median(double *v, unsigned int n)
 {
-	double m;
-
 	qsort(v, n, sizeof(v[0]), double_cmp);
-	m = v[n / 2];
-	*lo = (v[0] / m - 1) * 100;
-	*hi = (v[n - 1] / m - 1) * 100;
-	return m;
+	return v[n / 2];
 }
 
 static void report(struct row *rows)
@@ -191,7 +186,7 @@ static void report(struct row *rows)
 
 	for (unsigned int i = 0; i < NR_COUNTS; i++) {
 		struct row *r = &rows[i];
-		double ratio[ROUNDS], ops[ROUNDS], lat, med, lo, hi, rlo, rhi, rel;
+		double ratio[ROUNDS], ops[ROUNDS], lat, med, rel;
 		char name[32];
 
 		/* Pair each round with the same round without watches, then sort. */
@@ -199,8 +194,8 @@ static void report(struct row *rows)
 			ratio[k] = r->ops[k] / rows[0].ops[k];
 			ops[k] = r->ops[k];
 		}
-		rel = (median(ratio, r->rounds, &rlo, &rhi) - 1) * 100;
-		med = median(ops, r->rounds, &lo, &hi);
+		rel = (median(ratio, r->rounds) - 1) * 100;
+		med = median(ops, r->rounds);
 		qsort(r->lat, r->cycles, sizeof(r->lat[0]), u64_cmp);
 		lat = r->lat[r->cycles / 2] / 1e3;
 		if (i == 0)
@@ -210,8 +205,9 @@ static void report(struct row *rows)
 		printf("BENCH\t" TABLE "\t%s\tcycles\t%u\n", name, r->cycles);
 		printf("BENCH\t" TABLE "\t%s\tstat() per s (median of %u)\t%.0f\n", name,
 		       r->rounds, med);
+		/* ops[] is sorted now. */
 		printf("BENCH\t" TABLE "\t%s\tspread of the rounds\t%+.1f%% .. %+.1f%%\n",
-		       name, lo, hi);
+		       name, (ops[0] / med - 1) * 100, (ops[r->rounds - 1] / med - 1) * 100);
 		if (!counts[i])
 			continue;
 		/* ratio[] is sorted now: the rounds' own ratios, lowest to highest. */
