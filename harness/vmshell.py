@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from harness import suite, vm
@@ -49,7 +50,7 @@ def write_bin(layout: Layout, python: Path) -> Path:
 
 def command(req: vm.VmRequest, shell: Path) -> list[str]:
     """vng for a person at a terminal: no --exec, our shell script as the shell."""
-    cmd = vm.vng_command(req)
+    cmd = vm.vng_command(replace(req, cached_root=False))  # host edits show in the guest
     cmd = cmd[:cmd.index("--exec")]
     return [*cmd, "--shell", str(shell)]
 

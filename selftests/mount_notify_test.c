@@ -899,11 +899,35 @@ static int bad_records(const unsigned char *buf, ssize_t len, unsigned int wid)
 	return bad;
 }
 
+/*
+ * Cycles of the stress tests (mount/umount, or watch set/removal);
+ * WATCH_QUEUE_STRESS_CYCLES overrides it (a KASAN and lockdep kernel is
+ * several times slower).
+ */
+#define DEFAULT_CYCLES 10000
+#define CYCLES stress_cycles()
+
+static unsigned int stress_cycles(void)
+{
+	static unsigned int cycles;
+	const char *env;
+
+	if (!cycles) {
+		env = getenv("WATCH_QUEUE_STRESS_CYCLES");
+		cycles = env ? strtoul(env, NULL, 10) : 0;
+		if (!cycles || cycles > DEFAULT_CYCLES)
+			cycles = DEFAULT_CYCLES;
+	}
+	return cycles;
+}
+
 struct dying_watches {
 	int *stop;		/* __atomic_*() only */
 	unsigned int first_id;
+	unsigned long target;	/* cycles to make */
 	unsigned long cycles, records;
 	int errors, bad;
+	int done;		/* __atomic_*() only */
 };
 
 /* Set a watch, let records come, remove it, drain; over and over. */
@@ -913,7 +937,8 @@ static void *dying_watches(void *arg)
 	unsigned char buf[4096];
 	unsigned int wid = d->first_id;
 
-	while (!__atomic_load_n(d->stop, __ATOMIC_RELAXED)) {
+	while (!__atomic_load_n(d->stop, __ATOMIC_RELAXED) &&
+	       d->cycles < d->target) {
 		ssize_t len;
 		int q[2];
 
@@ -935,6 +960,7 @@ static void *dying_watches(void *arg)
 		d->cycles++;
 		wid = wid % 200 + 1;	/* never 0: the ID of a dying watch's rcu_head */
 	}
+	__atomic_store_n(&d->done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -943,7 +969,8 @@ static void *dying_watches(void *arg)
  * watch's info_id used to share its storage with the rcu_head, so a poster
  * that reached a watch after call_rcu() put a pointer's low bits in the
  * record's ID and length (an out-of-bounds copy from the stack under KASAN).
- * Every record must have its exact length and the ID of its watch.
+ * Every record must have its exact length and the ID of its watch.  The two
+ * removers make CYCLES watches between them, or as many as they can in 20 s.
  */
 TEST_F_TIMEOUT(mount_notify, records_keep_length_and_id_while_watches_die, 300)
 {
@@ -964,12 +991,16 @@ TEST_F_TIMEOUT(mount_notify, records_keep_length_and_id_while_watches_die, 300)
 		ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, p[1], 201 + i % 50), 0);
 	}
 	for (i = 0; i < 2; i++) {
-		d[i] = (struct dying_watches){ .stop = &c.stop, .first_id = 1 + i * 100 };
+		d[i] = (struct dying_watches){ .stop = &c.stop,
+					       .first_id = 1 + i * 100,
+					       .target = CYCLES / 2 };
 		ASSERT_EQ(pthread_create(&th[i], NULL, dying_watches, &d[i]), 0);
 	}
 	ASSERT_EQ(pthread_create(&churn, NULL, mount_churn, &c), 0);
 	end = time(NULL) + 20;
-	while (time(NULL) < end) {
+	while (time(NULL) < end &&
+	       !(__atomic_load_n(&d[0].done, __ATOMIC_ACQUIRE) &&
+		 __atomic_load_n(&d[1].done, __ATOMIC_ACQUIRE))) {
 		unsigned char buf[4096];
 		ssize_t len;
 
@@ -1264,27 +1295,6 @@ TEST_F(mount_notify, automount_is_submount)
  * so every cycle's NEW_MOUNT/UNMOUNT pair is either received, in order, or
  * covered by a LOSS record between the surrounding received records.
  */
-/*
- * Mount/umount cycles of the stress tests; WATCH_QUEUE_STRESS_CYCLES
- * overrides it (a KASAN and lockdep kernel is several times slower).
- */
-#define DEFAULT_CYCLES 10000
-#define CYCLES stress_cycles()
-
-static unsigned int stress_cycles(void)
-{
-	static unsigned int cycles;
-	const char *env;
-
-	if (!cycles) {
-		env = getenv("WATCH_QUEUE_STRESS_CYCLES");
-		cycles = env ? strtoul(env, NULL, 10) : 0;
-		if (!cycles || cycles > DEFAULT_CYCLES)
-			cycles = DEFAULT_CYCLES;
-	}
-	return cycles;
-}
-
 /*
  * The stress consumers stop after every 1000 records until the producer has
  * made PAUSE_CYCLES more cycles (600 records): more than a 256-note pipe or a

@@ -392,7 +392,7 @@ def test_perform_reports_errors_and_resolves_targets(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(mo, "umount2", fake_umount2)
     monkeypatch.setattr(mo, "mount_id_of", lambda path: 77)
-    out = mo.perform(mop.Op("expire", "/mnt/w0/d0", flags=mop.MNT_EXPIRE), -1, 0)
+    out = mo.perform(mop.Op("expire", "/mnt/w0/d0", flags=mop.MNT_EXPIRE), [-1], 0)
     assert (out.error, out.resolved) == (0, 77)
     assert calls == [("/mnt/w0/d0", mop.MNT_EXPIRE)] * 2
 
@@ -400,9 +400,52 @@ def test_perform_reports_errors_and_resolves_targets(monkeypatch: pytest.MonkeyP
         raise OSError(errno.EBUSY, "busy")
 
     monkeypatch.setattr(mo, "mount", refuse)
-    out = mo.perform(mop.Op("bind", "/a", "/b", mop.MS_BIND), -1, 0)
+    out = mo.perform(mop.Op("bind", "/a", "/b", mop.MS_BIND), [-1], 0)
     assert (out.error, out.resolved) == (errno.EBUSY, -1)
 
+
+def test_watch_goes_on_every_queue_and_they_must_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = {3: 0, 4: errno.EBUSY, 5: errno.EBUSY}
+    calls: list[tuple[str, int, int]] = []
+
+    def fake_watch_mount(path: str, fd: int, watch_id: int) -> None:
+        calls.append((path, fd, watch_id))
+        if answers[fd]:
+            raise OSError(answers[fd], "refused")
+
+    monkeypatch.setattr(mo, "watch_mount", fake_watch_mount)
+    monkeypatch.setattr(mo, "mount_id_of", lambda path: 77)
+    out = mo.perform(mop.Op("watch", "/mnt/w0/d0"), [3, 4], 2)
+    assert calls == [("/mnt/w0/d0", 3, 2), ("/mnt/w0/d0", 4, 2)]
+    assert out.error == 0  # the first queue's answer
+    assert out.disagreement == "watch_mount() on the queues in turn: ok, EBUSY"
+    out = mo.perform(mop.Op("unwatch", "/mnt/w0/d0"), [4, 5], 0)
+    assert (out.error, out.disagreement) == (errno.EBUSY, "")
+    assert calls[-2:] == [("/mnt/w0/d0", 4, -1), ("/mnt/w0/d0", 5, -1)]
+
+
+class FakeQueue:
+    capacity = 64
+
+    def __init__(self, name: str, fd: int) -> None:
+        self.name, self.fd = name, fd
+        self.closed = False
+
+    def drain(self) -> tuple[list[mr.RawRecord], list[str]]:
+        return [], []
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_open_queues_skips_the_ring_without_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mo, "PipeQueue", lambda: FakeQueue("pipe", 3))
+    monkeypatch.setattr(os.path, "exists", lambda path: False)
+    tests = [mo.Subtest(n) for n in ("pr", "pu", "rr", "ru")]
+    queues, pairs = mo.open_queues(tests)
+    assert [q.name for q in queues] == ["pipe"]
+    assert pairs == [(tests[0], tests[1])]
+    assert tests[2].skip == tests[3].skip == f"no {mo.DEVICE} in this kernel"
 
 # --- pivot_root and moves of watched mounts -------------------------------------------
 
@@ -562,10 +605,10 @@ def test_pivot_root_paths_are_relative_to_the_chroot(monkeypatch: pytest.MonkeyP
     op = mop.Op("pivot_root", "/mnt/w0/d0", "/mnt/w0/d0/d1", put_old="/mnt/w0/d0/d1/d2")
     child = FakePivotChild(0)
     monkeypatch.setattr(mo, "pivot_child", child)
-    assert mo.perform(op, -1, 0).error == 0
+    assert mo.perform(op, [-1], 0).error == 0
     assert child.asked == [("/mnt/w0/d0", "/d1", "/d1/d2")]
     monkeypatch.setattr(mo, "pivot_child", FakePivotChild(errno.EINVAL))
-    assert mo.perform(op, -1, 0).error == errno.EINVAL
+    assert mo.perform(op, [-1], 0).error == errno.EINVAL
     monkeypatch.setattr(mo, "pivot_child", None)
     with pytest.raises(RuntimeError, match="no pivot_root child"):
-        mo.perform(op, -1, 0)
+        mo.perform(op, [-1], 0)

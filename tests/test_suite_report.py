@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import json
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from harness import ktap, report, skips, splat, suite
+from harness.errors import HarnessError
 from harness.ktap import Status
+from harness.layout import Layout
 from harness.vm import GuestTest
 
 DATA = Path(__file__).parent / "data"
@@ -130,3 +135,16 @@ def test_ring_diff_records_in_the_guest() -> None:
     entry = next(c for c in suite.CHECKERS if c.name == "ring_diff")
     assert entry.args == ("--record",) and entry.host_replay
 
+
+
+def test_precompile_leaves_the_bytecode_the_guest_reads(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VMTEST_BUILD_DIR", str(tmp_path / "build"))
+    (tmp_path / "harness").mkdir()
+    (tmp_path / "harness" / "m.py").write_text("X = 1\n")
+    suite.precompile(Layout(tmp_path))
+    tag = sys.implementation.cache_tag
+    assert (tmp_path / "harness" / "__pycache__" / f"m.{tag}.pyc").exists()
+    (tmp_path / "harness" / "bad.py").write_text("def (:\n")
+    with pytest.raises(HarnessError, match="compileall"):
+        suite.precompile(Layout(tmp_path))

@@ -101,4 +101,4 @@ def test_the_debug_profile_runs_the_stress_tests_smaller(
             f"WATCH_QUEUE_STRESS_CYCLES={suite.DEBUG_STRESS_CYCLES} ") is smaller
         assert tests["ring_diff"].command.endswith("--record --ops 20000" if smaller
                                                    else "--record")
-        assert tests["mount_oracle"].command.endswith("--ops 400") is smaller
+        assert tests["mount_oracle"].command.endswith("--ops 200") is smaller

@@ -32,6 +32,9 @@ def test_command_line_uses_tcg_and_shares_results(tmp_path: Path) -> None:
     assert "--force-9p" in cmd  # no 6 s of waiting for virtiofsd first
     assert "--skip-modules" in cmd  # no depmod needed on the host
     assert cmd[-2] == "--exec" and cmd[-1].endswith("run-tests.sh /r")
+    # The read-only root cached in the guest, after (so instead of) vng's rootflags=.
+    assert cmd[cmd.index(vm.CACHED_ROOT) - 1] == "--append"
+    assert vm.CACHED_ROOT.startswith("rootflags=") and vm.CACHED_ROOT.endswith(",cache=loose")
     assert "--disable-kvm" not in vm.vng_command(vm.VmRequest(Path("/k"), Path("/r"), [], "kvm"))
 
 
@@ -134,6 +137,7 @@ def test_vmshell_puts_the_tests_and_checkers_on_path(tmp_path: Path,
     req = vm.VmRequest(Path("/k"), tmp_path / "r", [], "tcg")
     cmd = vmshell.command(req, shell)
     assert "--exec" not in cmd and cmd[-2:] == ["--shell", str(shell)]
+    assert vm.CACHED_ROOT not in cmd  # what is edited on the host shows in the guest
 
 
 def test_manifest_names_each_tests_lane(tmp_path: Path) -> None:

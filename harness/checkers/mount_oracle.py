@@ -28,8 +28,10 @@ each operation the mounts it says were attached, detached and moved, cut down
 to the part of the namespace below W, must be the ones W's watch reported
 (mount_fanotify.py says how, and what differs by design).
 
-The same run is done through a notification pipe and, when /dev/watch_queue
-exists, through an mmap()ed ring.  Output is KTAP.
+Every operation is watched through a notification pipe and, when
+/dev/watch_queue exists, through an mmap()ed ring at the same time: the two
+queues hold the same watches, and each must get exactly the expected records.
+Output is KTAP, two subtests per queue.
 
 This is the driver, the part that needs the kernel.  The logic is pure and
 unit-tested on the host: mountinfo.py (parse, diff, topology),
@@ -114,7 +116,7 @@ _U = uapi.current()
 DEVICE = "/dev/watch_queue"
 PIPE_NOTES = 512
 RING_PAGES = 16
-DEFAULT_OPS = 2000
+DEFAULT_OPS = 1000
 MAX_DETAILED = 5  # mismatches shown in full per subtest
 W_WATCH_ID = 1  # the watch on the arena root W
 FANOTIFY_READ = 4096
@@ -239,26 +241,48 @@ def make_dirs(path: str) -> None:
 class Outcome:
     error: int = 0  # errno of the operation, 0 on success
     resolved: int = -1  # mountinfo id the path resolved to (watch, unwatch, expire)
+    disagreement: str = ""  # the queues answered watch_mount() differently
 
 
-def _do_watch(op: Op, queue_fd: int, watch_id: int) -> None:
-    watch_mount(op.path, queue_fd, watch_id if op.kind == "watch" else -1)
+class QueuesDisagree(Exception):
+    """watch_mount() succeeded on some queues and failed on others."""
+
+    def __init__(self, errors: Sequence[int]) -> None:
+        super().__init__(", ".join(errno.errorcode.get(e, str(e)) if e else "ok"
+                                   for e in errors))
+        self.errors = list(errors)
 
 
-def _do_mount(op: Op, queue_fd: int, watch_id: int) -> None:
+def _do_watch(op: Op, queue_fds: Sequence[int], watch_id: int) -> None:
+    """The same watch, or its removal, on every queue: they hold the same watches,
+    so they must give the same answer."""
+    errors = []
+    for fd in queue_fds:
+        try:
+            watch_mount(op.path, fd, watch_id if op.kind == "watch" else -1)
+            errors.append(0)
+        except OSError as e:
+            errors.append(e.errno or errno.EIO)
+    if len(set(errors)) > 1:
+        raise QueuesDisagree(errors)
+    if errors and errors[0]:
+        raise OSError(errors[0], os.strerror(errors[0]))
+
+
+def _do_mount(op: Op, queue_fds: Sequence[int], watch_id: int) -> None:
     mount("mo_tmp", op.path, "tmpfs", op.flags)
     if not op.flags & MS_RDONLY:
         make_dirs(op.path)
 
 
-def _do_bind(op: Op, queue_fd: int, watch_id: int) -> None:
+def _do_bind(op: Op, queue_fds: Sequence[int], watch_id: int) -> None:
     mount(op.path, op.dest, None, op.flags)
 
 
 MOVES = ("move", "move_watched")
 
 
-def _do_tree(op: Op, queue_fd: int, watch_id: int) -> None:
+def _do_tree(op: Op, queue_fds: Sequence[int], watch_id: int) -> None:
     """move and move_watched (mount(MS_MOVE) or open_tree + move_mount), clone,
     clone_discard."""
     if op.kind in MOVES and op.flags:
@@ -340,7 +364,7 @@ class PivotChild:
 pivot_child: PivotChild | None = None  # main() starts it after unshare()
 
 
-def _do_pivot_root(op: Op, queue_fd: int, watch_id: int) -> None:
+def _do_pivot_root(op: Op, queue_fds: Sequence[int], watch_id: int) -> None:
     """pivot_root(dest, put_old) by the child, chrooted at path."""
     if pivot_child is None:
         raise RuntimeError("no pivot_root child")
@@ -350,15 +374,15 @@ def _do_pivot_root(op: Op, queue_fd: int, watch_id: int) -> None:
                       f"{os.strerror(code)}")
 
 
-def _do_remount(op: Op, queue_fd: int, watch_id: int) -> None:
+def _do_remount(op: Op, queue_fds: Sequence[int], watch_id: int) -> None:
     mount(None, op.path, None, op.flags)
 
 
-def _do_setattr(op: Op, queue_fd: int, watch_id: int) -> None:
+def _do_setattr(op: Op, queue_fds: Sequence[int], watch_id: int) -> None:
     mount_setattr(op.path, op.flags, op.attr_set, op.attr_clr)
 
 
-def _do_expire(op: Op, queue_fd: int, watch_id: int) -> None:
+def _do_expire(op: Op, queue_fds: Sequence[int], watch_id: int) -> None:
     """The first MNT_EXPIRE marks the mount (EAGAIN), the second expires it."""
     try:
         umount2(op.path, MNT_EXPIRE)
@@ -368,11 +392,11 @@ def _do_expire(op: Op, queue_fd: int, watch_id: int) -> None:
     umount2(op.path, MNT_EXPIRE)
 
 
-def _do_umount(op: Op, queue_fd: int, watch_id: int) -> None:
+def _do_umount(op: Op, queue_fds: Sequence[int], watch_id: int) -> None:
     umount2(op.path, op.flags)
 
 
-ACTIONS: dict[str, Callable[[Op, int, int], None]] = {
+ACTIONS: dict[str, Callable[[Op, Sequence[int], int], None]] = {
     "watch": _do_watch, "unwatch": _do_watch, "mount": _do_mount, "bind": _do_bind,
     "move": _do_tree, "move_watched": _do_tree, "clone": _do_tree, "clone_discard": _do_tree,
     "remount_bind": _do_remount, "remount": _do_remount, "propagation": _do_remount,
@@ -382,16 +406,19 @@ ACTIONS: dict[str, Callable[[Op, int, int], None]] = {
 RESOLVE_FIRST = ("watch", "unwatch", "expire")  # ops whose target mount matters
 
 
-def perform(op: Op, queue_fd: int, watch_id: int) -> Outcome:
+def perform(op: Op, queue_fds: Sequence[int], watch_id: int) -> Outcome:
     """Run one operation; errors are results, not exceptions."""
     action = ACTIONS[op.kind]
     out = Outcome()
     try:
         if op.kind in RESOLVE_FIRST:
             out.resolved = mount_id_of(op.path)
-        action(op, queue_fd, watch_id)
+        action(op, queue_fds, watch_id)
     except OSError as e:
         out.error = e.errno or errno.EIO
+    except QueuesDisagree as e:  # the first queue's answer stands
+        out.error = e.errors[0]
+        out.disagreement = f"watch_mount() on the queues in turn: {e}"
     return out
 
 
@@ -490,15 +517,18 @@ class Tally:
 
 
 class Session:
-    """One queue watching the arena; every step is checked against mountinfo."""
+    """Queues watching the arena; every step is checked against mountinfo.
 
-    def __init__(self, queue: Queue, arena: Arena, seed: int,
+    The queues hold the same watches and see the same operations; each has its
+    own tally, so a record one of them lost or garbled fails that queue's test."""
+
+    def __init__(self, queues: Sequence[Queue], arena: Arena, seed: int,
                  fan: FanotifyGroup | None = None) -> None:
-        self.queue = queue
+        self.queues = list(queues)
         self.fan = fan
         self.arena = arena
         self.seed = seed
-        self.tally = Tally()
+        self.tallies = [Tally() for _ in self.queues]
         self.parser = MountinfoParser(arena.base)
         self.ids = IdMap(self.parser)
         self.snap = self.parser.read()
@@ -510,7 +540,8 @@ class Session:
 
     def add_watch(self, path: str, watch_id: int) -> None:
         mnt = mount_id_of(path)
-        watch_mount(path, self.queue.fd, watch_id)
+        for queue in self.queues:
+            watch_mount(path, queue.fd, watch_id)
         uid = self.ids.uid_of(mnt)
         if uid is None:
             raise OSError(errno.ENOENT, f"no 64-bit id for mount {mnt}")
@@ -522,56 +553,62 @@ class Session:
 
     def step(self, index: int, op: Op) -> None:
         watch_id = self.free_watch_id() if op.kind == "watch" else 0
-        outcome = perform(op, self.queue.fd, watch_id)
+        outcome = perform(op, [q.fd for q in self.queues], watch_id)
         pre, post = self.snap, self.parser.read()
         diff = diff_mounts(pre, post)
+        # What is wrong with the operation itself counts against every queue.
         if diff.appeared or diff.disappeared or not self.ids.live:
-            problems = self.ids.refresh(post)
+            shared = self.ids.refresh(post)
         else:
-            problems = []
+            shared = []
             self.ids.fresh = set()
-        raws, queue_problems = self.queue.drain()
-        problems += queue_problems
+        if outcome.disagreement:
+            shared.append(outcome.disagreement)
+        if outcome.error and not diff.empty:
+            shared.append(f"operation failed ({errno.errorcode.get(outcome.error)}) "
+                          f"but mountinfo changed")
         # Only the mount umount2(MNT_EXPIRE) named expires; what propagation
         # takes with it is plainly unmounted.
         expired = [outcome.resolved] if op.kind == "expire" and not outcome.error else []
         unwatched = [w for w in self.watches if op.kind == "unwatch" and not outcome.error
                      and w.mnt == outcome.resolved]
         expected = expected_events(pre, post, diff, self.watches, expired, unwatched)
-        received: list[Event] = []
-        uids: list[int] = []
-        for raw in raws:
-            event, bad = decode_record(raw, self.ids.lookup)
-            problems += bad
-            if event is not None:
-                received.append(event)
-            uids += record_uids(raw)
-        problems += self.ids.check_reported(uids, post)
-        problems += order_problems(received)
-        if self.fan is not None:
-            problems += self.compare_fanotify(pre, post, received)
-        missing, extra = compare_events(expected, received)
-        if outcome.error and not diff.empty:
-            problems.append(f"operation failed ({errno.errorcode.get(outcome.error)}) "
-                            f"but mountinfo changed")
-        if len(expected) > self.queue.capacity:
-            problems.append(f"{len(expected)} records expected: more than the queue holds")
-
-        t = self.tally
-        t.ops += 1
-        t.failed_ops += bool(outcome.error)
-        t.records += len(received)
-        t.by_kind.update(e.kind for e in received)
-        err = errno.errorcode.get(outcome.error, str(outcome.error))
-        t.by_op[op.kind if not outcome.error else f"{op.kind}!{err}"] += 1
-        t.pivots += op.kind == "pivot_root"
-        t.pivots_ok += op.kind == "pivot_root" and not outcome.error
+        fan_events, fan_problems = self.fan.drain() if self.fan is not None else ([], [])
         watched = {w.mnt for w in self.watches}
-        t.watched_moves += sum(m in watched for m in diff.moved)
-        if missing or extra or problems:
-            t.bad_by_op[op.kind] += 1
-            t.mismatches.append(Mismatch(index, op, outcome.error, diff.describe(pre, post),
-                                         missing, extra, problems))
+        err = errno.errorcode.get(outcome.error, str(outcome.error))
+        for queue, t in zip(self.queues, self.tallies, strict=True):
+            raws, problems = queue.drain()
+            problems = shared + problems
+            received: list[Event] = []
+            uids: list[int] = []
+            for raw in raws:
+                event, bad = decode_record(raw, self.ids.lookup)
+                problems += bad
+                if event is not None:
+                    received.append(event)
+                uids += record_uids(raw)
+            problems += self.ids.check_reported(uids, post)
+            problems += order_problems(received)
+            if self.fan is not None:
+                problems += fan_problems + self.compare_fanotify(t, fan_events, pre, post,
+                                                                 received)
+            missing, extra = compare_events(expected, received)
+            if len(expected) > queue.capacity:
+                problems.append(f"{len(expected)} records expected: more than the "
+                                f"{queue.name} holds")
+            t.ops += 1
+            t.failed_ops += bool(outcome.error)
+            t.records += len(received)
+            t.by_kind.update(e.kind for e in received)
+            t.by_op[op.kind if not outcome.error else f"{op.kind}!{err}"] += 1
+            t.pivots += op.kind == "pivot_root"
+            t.pivots_ok += op.kind == "pivot_root" and not outcome.error
+            t.watched_moves += sum(m in watched for m in diff.moved)
+            if missing or extra or problems:
+                t.bad_by_op[op.kind] += 1
+                t.mismatches.append(Mismatch(index, op, outcome.error,
+                                             diff.describe(pre, post), missing, extra,
+                                             problems))
 
         gone = set(diff.disappeared)
         self.watches = [w for w in self.watches if w.mnt not in gone and w not in unwatched]
@@ -581,23 +618,20 @@ class Session:
         self.snap = post
         self.changed = not diff.empty
 
-    def compare_fanotify(self, pre: Snapshot, post: Snapshot, received: Sequence[Event]
-                         ) -> list[str]:
-        """fanotify's view of the step, below W, against W's watch."""
-        assert self.fan is not None
-        events, problems = self.fan.drain()
+    def compare_fanotify(self, t: Tally, events: Sequence[FanEvent], pre: Snapshot,
+                         post: Snapshot, received: Sequence[Event]) -> list[str]:
+        """fanotify's view of the step, below W, against W's watch on one queue."""
         wm = watch_mount_sets(received, W_WATCH_ID)
-        t = self.tally
         t.fan_ops += 1
         t.fan_events += len(events)
         if not events and wm.empty:  # most operations: nothing on either side
-            return problems
+            return []
         fan, bad = fanotify_sets(events, self.ids.lookup)
         mine = scoped(fan, pre, post, self.root_ids[0])
         agreement = compare_sets(mine, wm, pre, post)
         t.fan_changed += not mine.empty
         t.fan_tucked += agreement.tucked
-        return problems + bad + agreement.problems
+        return bad + agreement.problems
 
     def random_ops(self, count: int, rng: random.Random) -> None:
         view: ArenaView | None = None
@@ -608,10 +642,11 @@ class Session:
                 view = arena_view(self.snap, self.arena, self.root_ids, watched)
             self.step(i, gen_op(rng, view, self.arena, os.path.isdir))
 
-    def report(self, emit: Callable[[str], None], what: str, detailed: int = MAX_DETAILED
-               ) -> bool:
-        t = self.tally
-        emit(f"{self.queue.name} {what}: seed={self.seed} ops={t.ops} refused={t.failed_ops} "
+    def report(self, n: int, emit: Callable[[str], None], what: str,
+               detailed: int = MAX_DETAILED) -> bool:
+        """Queue n's tally; True if it got every record it should have."""
+        t = self.tallies[n]
+        emit(f"{self.queues[n].name} {what}: seed={self.seed} ops={t.ops} refused={t.failed_ops} "
              f"records={t.records} mismatched_ops={len(t.mismatches)} "
              f"pivot_root={t.pivots_ok}/{t.pivots} watched_moves={t.watched_moves} "
              f"fanotify_compared={t.fan_ops if self.fan else 'off'}")
@@ -685,35 +720,63 @@ def open_fanotify() -> FanotifyGroup:
                       f"second oracle (--no-fanotify runs without): {e.strerror}") from None
 
 
-def run_transport(make_queue: Callable[[], Queue], arena: Arena, seed: int, ops: int,
-                  random_test: Subtest, removal_test: Subtest,
-                  detailed: int = MAX_DETAILED, fanotify: bool = True) -> int:
-    queue = make_queue()
+def run_queues(queues: Sequence[Queue], arena: Arena, seed: int, ops: int,
+               tests: Sequence[tuple[Subtest, Subtest]], detailed: int = MAX_DETAILED,
+               fanotify: bool = True) -> int:
+    """ops random operations, then the unmount of the watched mount, seen by every
+    queue; tests[n] are queue n's (random ops, unmount of the watched) subtests.
+    Returns the operations made."""
     fan: FanotifyGroup | None = None
     try:
         fan = open_fanotify() if fanotify else None
-        session = Session(queue, arena, seed, fan)
+        session = Session(queues, arena, seed, fan)
         session.random_ops(ops, random.Random(seed))
-        random_test.ok = session.report(random_test.diags.append, "random ops", detailed)
-        done = session.tally.ops
+        for n, (random_test, _) in enumerate(tests):
+            random_test.ok = session.report(n, random_test.diags.append, "random ops",
+                                            detailed)
+        done = session.tallies[0].ops
         # The watched mount goes away: UNMOUNT for everything below it, then
         # the removal of every watch there; then the rest of the arena.
-        session.tally = Tally()
+        session.tallies = [Tally() for _ in queues]
         index = 0
         for path in arena.roots:  # whatever propagation stacked on top goes first
             while session.root_ids[arena.roots.index(path)] in session.snap and index < 50:
                 session.step(index, Op("umount_lazy", path, flags=MNT_DETACH))
                 index += 1
         session.step(index, Op("mount", arena.after))
-        removal_test.ok = session.report(removal_test.diags.append, "unmount of the watched")
-        if any(wt.watch_id == 1 for wt in session.watches):
-            removal_test.ok = False
-            removal_test.diags.append("watch 1 survived the unmount of its mount")
-        return done + session.tally.ops
+        for n, (_, removal_test) in enumerate(tests):
+            removal_test.ok = session.report(n, removal_test.diags.append,
+                                             "unmount of the watched")
+            if any(wt.watch_id == 1 for wt in session.watches):
+                removal_test.ok = False
+                removal_test.diags.append("watch 1 survived the unmount of its mount")
+        return done + session.tallies[0].ops
     finally:
-        queue.close()
         if fan is not None:
             fan.close()
+
+
+def open_queues(tests: Sequence[Subtest]) -> tuple[list[Queue], list[tuple[Subtest, Subtest]]]:
+    """The pipe, and the ring if this kernel has one; each with its two subtests
+    (tests: pipe random, pipe unmount, ring random, ring unmount).  A queue that
+    cannot be made fails or skips its subtests."""
+    queues: list[Queue] = []
+    pairs: list[tuple[Subtest, Subtest]] = []
+    makers: list[Callable[[], Queue]] = [PipeQueue, RingQueue]
+    for k, make_queue in enumerate(makers):
+        pair = (tests[2 * k], tests[2 * k + 1])
+        if make_queue is RingQueue and not os.path.exists(DEVICE):
+            for t in pair:
+                t.skip = f"no {DEVICE} in this kernel"
+            continue
+        try:
+            queues.append(make_queue())
+            pairs.append(pair)
+        except OSError as e:
+            for t in pair:
+                t.ok = False
+                t.diags.append(f"{make_queue.__name__}: {e}")
+    return queues, pairs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -721,7 +784,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="watch_mount() records against mountinfo")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--ops", type=int, default=DEFAULT_OPS,
-                        help="random operations in all, shared by the transports")
+                        help="random operations, each seen by every queue")
     parser.add_argument("--base", default="/mnt", help="directory to build the arena on")
     parser.add_argument("--detailed", type=int, default=MAX_DETAILED,
                         help="mismatching operations to show in full")
@@ -738,30 +801,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         for t in tests:
             t.skip = reason
     else:
-        transports: list[tuple[Callable[[], Queue], int]] = [(PipeQueue, 0)]
-        if not os.path.exists(DEVICE):
-            tests[2].skip = tests[3].skip = f"no {DEVICE} in this kernel"
-        else:
-            transports.append((RingQueue, 2))
         try:
             setup_namespace(args.base)
-            pivot_child = PivotChild()
+            pivot_child = PivotChild()  # before any queue is open
         except OSError as e:
             for t in tests:
                 t.ok = False
                 t.diags.append(f"setup: {e}")
-            transports = []
-        for generation, (make_queue, first) in enumerate(transports):
+        else:
+            queues, pairs = open_queues(tests)
             try:
-                arena = new_arena(args.base, generation)
-                share = args.ops // len(transports) + (generation < args.ops % len(transports))
-                total_ops += run_transport(make_queue, arena, args.seed, share,
-                                           tests[first], tests[first + 1], args.detailed,
-                                           args.fanotify)
+                if queues:
+                    arena = new_arena(args.base, 0)
+                    total_ops = run_queues(queues, arena, args.seed, args.ops, pairs,
+                                           args.detailed, args.fanotify)
             except OSError as e:
-                for t in tests[first:first + 2]:
-                    t.ok = False
-                    t.diags.append(f"{make_queue.__name__}: {e}")
+                for pair in pairs:
+                    for t in pair:
+                        t.ok = False
+                        t.diags.append(f"{type(e).__name__}: {e}")
+            finally:
+                for queue in queues:
+                    queue.close()
         if pivot_child is not None:
             pivot_child.close()
             pivot_child = None
