@@ -860,7 +860,7 @@ TEST_F_TIMEOUT(mount_notify, close_queues_while_posting, 300)
 	int i, q[2];
 
 	ASSERT_EQ(pthread_create(&th, NULL, mount_churn, &c), 0);
-	for (i = 0; i < 2000; i++) {
+	for (i = 0; i < (int)CYCLES / 5; i++) {	/* 2,000 queues */
 		ASSERT_EQ(make_queue(q), 0);
 		ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, q[1], i & 0xff), 0);
 		if (i & 1)
@@ -897,28 +897,6 @@ static int bad_records(const unsigned char *buf, ssize_t len, unsigned int wid)
 		off += l;
 	}
 	return bad;
-}
-
-/*
- * Cycles of the stress tests (mount/umount, or watch set/removal);
- * WATCH_QUEUE_STRESS_CYCLES overrides it (a KASAN and lockdep kernel is
- * several times slower).
- */
-#define DEFAULT_CYCLES 10000
-#define CYCLES stress_cycles()
-
-static unsigned int stress_cycles(void)
-{
-	static unsigned int cycles;
-	const char *env;
-
-	if (!cycles) {
-		env = getenv("WATCH_QUEUE_STRESS_CYCLES");
-		cycles = env ? strtoul(env, NULL, 10) : 0;
-		if (!cycles || cycles > DEFAULT_CYCLES)
-			cycles = DEFAULT_CYCLES;
-	}
-	return cycles;
 }
 
 struct dying_watches {
@@ -1479,35 +1457,37 @@ TEST_F_TIMEOUT(mount_notify, stress_mount_umount_loss_accounting, 600)
 
 /*
  * Overflow the pipe (256 notes) with nobody reading: the records that fit are
- * delivered in order and the rest are flagged with a LOSS record.
+ * delivered in order and the rest are flagged with a LOSS record.  300 cycles
+ * post 600 records.
  */
+#define OVERFLOW_CYCLES 300
+
 TEST_F(mount_notify, overflow_is_flagged_with_loss_record)
 {
 	struct consumer c = { .fd = self->q[0], .done = 1 };
-	uint64_t expect[1000];
+	uint64_t expect[OVERFLOW_CYCLES];
 	unsigned int i, lost = 0;
 
-	c.max = 3000;
+	c.max = 3 * OVERFLOW_CYCLES;
 	c.ids = calloc(c.max, sizeof(*c.ids));
 	c.sub = calloc(c.max, 1);
 	ASSERT_NE(c.ids, NULL);
 	ASSERT_NE(c.sub, NULL);
 	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
-	for (i = 0; i < 1000; i++) {
+	for (i = 0; i < OVERFLOW_CYCLES; i++) {
 		ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
 		expect[i] = mnt_id(BASE "/a");
 		ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
 	}
 	consume(&c);
 	ASSERT_EQ(c.bad, 0);
-	check_stream(_metadata, &c, expect, 1000, &lost);
+	check_stream(_metadata, &c, expect, OVERFLOW_CYCLES, &lost);
 	ASSERT_GT(lost, 0U);
 	ASSERT_LE(c.n, 257U);	/* at most 256 records + 1 LOSS */
 	free(c.ids);
 	free(c.sub);
 }
 
-/* The same NEW_MOUNT through a /dev/watch_queue ring, if the kernel has one. */
 /*
  * The same 10,000 cycles into a small ring, drained by a thread: a ring counts
  * what it drops.  Each gap in the stream must be exactly the count of the loss
@@ -1638,6 +1618,7 @@ TEST_F_TIMEOUT(mount_notify, stress_mount_umount_exact_loss_in_a_ring, 600)
 	close(c.fd);
 }
 
+/* The same NEW_MOUNT through a /dev/watch_queue ring, if the kernel has one. */
 TEST_F(mount_notify, ring_new_mount)
 {
 	struct watch_notification *slots;

@@ -32,6 +32,7 @@
 #include <linux/watch_queue.h>
 
 #include "kselftest_harness.h"
+#include "wq_util.h"
 
 #define NR_PAGES	1
 #define WAIT_MS		2000
@@ -214,17 +215,17 @@ static int consume(struct __test_metadata *_metadata,
 
 TEST_F_TIMEOUT(wakeup, epollet_consumer_never_sleeps_with_records_waiting, 600)
 {
-	EXPECT_EQ(consume(_metadata, self, WAIT_EPOLL_ET, 100000), 0);
+	EXPECT_EQ(consume(_metadata, self, WAIT_EPOLL_ET, 10 * CYCLES), 0);	/* 100,000 */
 }
 
 TEST_F_TIMEOUT(wakeup, epoll_consumer_never_sleeps_with_records_waiting, 600)
 {
-	EXPECT_EQ(consume(_metadata, self, WAIT_EPOLL_LT, 20000), 0);
+	EXPECT_EQ(consume(_metadata, self, WAIT_EPOLL_LT, 2 * CYCLES), 0);	/* 20,000 */
 }
 
 TEST_F_TIMEOUT(wakeup, poll_consumer_never_sleeps_with_records_waiting, 600)
 {
-	EXPECT_EQ(consume(_metadata, self, WAIT_POLL, 20000), 0);
+	EXPECT_EQ(consume(_metadata, self, WAIT_POLL, 2 * CYCLES), 0);	/* 20,000 */
 }
 
 TEST_HARNESS_MAIN

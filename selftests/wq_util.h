@@ -119,6 +119,28 @@ static inline void xmkdir(const char *path)
 		die(path);
 }
 
+/*
+ * The stress tests' size: mount/umount cycles, queues made and closed, watches
+ * set and removed, rings opened.  WATCH_QUEUE_STRESS_CYCLES makes it smaller
+ * (a KASAN and lockdep kernel is several times slower).
+ */
+#define DEFAULT_CYCLES 10000
+#define CYCLES stress_cycles()
+
+static inline unsigned int stress_cycles(void)
+{
+	static unsigned int cycles;
+	const char *env;
+
+	if (!cycles) {
+		env = getenv("WATCH_QUEUE_STRESS_CYCLES");
+		cycles = env ? strtoul(env, NULL, 10) : 0;
+		if (!cycles || cycles > DEFAULT_CYCLES)
+			cycles = DEFAULT_CYCLES;
+	}
+	return cycles;
+}
+
 /* splitmix64: a small, seedable generator for reproducible random tests. */
 static inline uint64_t splitmix(uint64_t *s)
 {

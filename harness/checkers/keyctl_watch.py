@@ -20,13 +20,13 @@ Output is KTAP, one subtest per event kind.  Every wait is bounded.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 
+from harness import uapi
 from harness.checkers.ktap_out import KtapWriter, Outcome
 from harness.checkers.lines import (
     LINE_TIMEOUT,
@@ -35,9 +35,10 @@ from harness.checkers.lines import (
     run_checker,
     run_step,
 )
+from harness.checkers.syscalls import sys_call
 
-MODULE = "harness.checkers.keyctl_watch"
-SESSION_ENV = "KEYCTL_WATCH_CHECKER_SESSION"
+_U = uapi.current()
+
 CMD_TIMEOUT = 10.0  # seconds for one keyctl command
 DEADLINE = 100  # seconds for the whole check (the harness allows 120)
 PERM = "0x3f3f0000"  # possessor: all, user: all
@@ -232,18 +233,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if keyctl is None:
         KtapWriter().skip_all("keyctl_watch", "keyctl not installed")
         return 0
-    if os.environ.get(SESSION_ENV) != "1":
-        # Rerun in a fresh anonymous session keyring, so nothing of the
-        # caller's keys is touched and every key made here dies with us.
-        env = dict(os.environ, **{SESSION_ENV: "1"})
-        sys.stdout.flush()
-        try:
-            proc = subprocess.run([keyctl, "session", "-", sys.executable, "-m", MODULE],
-                                  env=env, timeout=DEADLINE + 10, check=False)
-        except subprocess.TimeoutExpired:
-            KtapWriter().bail_out("keyctl_watch checker hung")
-            return 1
-        return proc.returncode
+    # A fresh anonymous session keyring, which the keyctl commands inherit: nothing
+    # of the caller's keys is touched, and every key made here dies with us.
+    try:
+        sys_call(_U.NR_keyctl, _U.KEYCTL_JOIN_SESSION_KEYRING, None)
+    except OSError as e:
+        KtapWriter().bail_out(f"keyctl_watch: joining a new session keyring: {e.strerror}")
+        return 1
     checker = Checker(keyctl)
     return run_checker(checker.run, checker.close, list(checker.outcomes.values()),
                        "keyctl_watch_", DEADLINE)
