@@ -760,22 +760,18 @@ TEST_F(mount_notify, close_queue_then_events)
 }
 
 /*
- * As @uid, with RLIMIT_NOFILE at 10, watch BASE/m0.. until refused: exactly
- * 10 watches, then EAGAIN.  Watches still waiting for their RCU grace period
- * count until they are freed, so wait for them, but never let an 11th in.
- * Returns 0, or 1 after saying what went wrong.
+ * Run as LIMIT_UID with RLIMIT_NOFILE at 10: through the queue *@arg, watch
+ * BASE/m0.. until refused: exactly 10 watches, then EAGAIN.  Watches still
+ * waiting for their RCU grace period count until they are freed, so wait for
+ * them, but never let an 11th in.  Returns 0, or 1 after saying what went
+ * wrong.
  */
-static int watch_to_the_limit(int fd, uid_t uid)
+static int watch_to_the_limit(void *arg)
 {
-	struct rlimit rl = { .rlim_cur = 10, .rlim_max = 10 };
+	int fd = *(int *)arg;
 	char path[64];
 	int i, ok = 0, err = 0;
 
-	if (setrlimit(RLIMIT_NOFILE, &rl) || setresgid(uid, uid, uid) ||
-	    setresuid(uid, uid, uid)) {
-		perror("setting up the watching user");
-		return 1;
-	}
 	for (i = 0; i < 20 && !err; i++) {
 		int tries = 0;
 
@@ -794,22 +790,10 @@ static int watch_to_the_limit(int fd, uid_t uid)
 	}
 	if (err != EAGAIN || ok != 10) {
 		fprintf(stderr, "uid %u: %d watches, then %s (want 10, then EAGAIN)\n",
-			uid, ok, strerror(err));
+			LIMIT_UID, ok, strerror(err));
 		return 1;
 	}
 	return 0;
-}
-
-static int watch_to_the_limit_in_child(int fd, uid_t uid)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid == 0)
-		_exit(watch_to_the_limit(fd, uid));
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /*
@@ -827,13 +811,13 @@ TEST_F(mount_notify, per_user_watch_limit)
 		ASSERT_EQ(mkdir(path, 0755), 0);
 		ASSERT_EQ(tmpfs_at(path, 0), 0);
 	}
-	ASSERT_EQ(watch_to_the_limit_in_child(self->q[1], LIMIT_UID), 0);
+	ASSERT_EQ(run_as_user(LIMIT_UID, 10, watch_to_the_limit, &self->q[1]), 0);
 
 	/* Closing the queue gives the watches back (freed after RCU). */
 	close(self->q[0]);
 	close(self->q[1]);
 	ASSERT_EQ(make_queue(self->q), 0);
-	ASSERT_EQ(watch_to_the_limit_in_child(self->q[1], LIMIT_UID), 0);
+	ASSERT_EQ(run_as_user(LIMIT_UID, 10, watch_to_the_limit, &self->q[1]), 0);
 }
 
 /* Queues being closed while another thread generates events (teardown race). */

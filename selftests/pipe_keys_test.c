@@ -1238,44 +1238,42 @@ TEST_F(wq, loss_record_needs_eight_bytes_of_read_buffer)
 
 #define LIMIT_UID	64002	/* no other program uses it */
 
+struct watch_keys {
+	const key_serial_t *keys;
+	int nr, fd, wait_ms;
+};
+
 /*
- * As LIMIT_UID with RLIMIT_NOFILE at @limit, watch keys[0..nr) through @fd;
- * each refusal must be EAGAIN and is retried for up to @wait_ms (watches
- * freed after an RCU grace period count until then).  Exits with the number
- * of watches made, or 255 if the setup or a system call failed otherwise.
+ * Run as LIMIT_UID: watch keys[0..nr) through fd; each refusal must be EAGAIN
+ * and is retried for up to wait_ms (watches freed after an RCU grace period
+ * count until then).  Returns the number of watches made, or 255 if a system
+ * call failed otherwise.
  */
-static void watch_keys_as_user(const key_serial_t *keys, int nr, int fd, int limit, int wait_ms)
+static int watch_keys(void *arg)
 {
-	struct rlimit rl = { .rlim_cur = limit, .rlim_max = limit };
+	const struct watch_keys *w = arg;
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
 	int i, waited, ok = 0;
 
-	if (setrlimit(RLIMIT_NOFILE, &rl) || setresgid(LIMIT_UID, LIMIT_UID, LIMIT_UID) ||
-	    setresuid(LIMIT_UID, LIMIT_UID, LIMIT_UID))
-		_exit(255);
-	for (i = 0; i < nr; i++) {
-		for (waited = 0; watch_key(keys[i], fd, 1) != 0; waited += 10) {
+	for (i = 0; i < w->nr; i++) {
+		for (waited = 0; watch_key(w->keys[i], w->fd, 1) != 0; waited += 10) {
 			if (errno != EAGAIN)
-				_exit(255);
-			if (waited >= wait_ms)
-				_exit(ok);
+				return 255;
+			if (waited >= w->wait_ms)
+				return ok;
 			nanosleep(&ts, NULL);
 		}
 		ok++;
 	}
-	_exit(ok);
+	return ok;
 }
 
+/* How many of the keys LIMIT_UID can watch with RLIMIT_NOFILE at @limit. */
 static int watches_as_user(const key_serial_t *keys, int nr, int fd, int limit, int wait_ms)
 {
-	int status;
-	pid_t pid = fork();
+	struct watch_keys w = { .keys = keys, .nr = nr, .fd = fd, .wait_ms = wait_ms };
 
-	if (pid == 0)
-		watch_keys_as_user(keys, nr, fd, limit, wait_ms);
-	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-		return -1;
-	return WEXITSTATUS(status);
+	return run_as_user(LIMIT_UID, limit, watch_keys, &w);
 }
 
 TEST_F(wq, watches_beyond_rlimit_nofile_fail_eagain_and_are_released_on_close)

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <linux/keyctl.h>
 #include <linux/mount.h>
 #include <linux/watch_queue.h>
@@ -139,6 +140,31 @@ static inline unsigned int stress_cycles(void)
 			cycles = DEFAULT_CYCLES;
 	}
 	return cycles;
+}
+
+/*
+ * Run @fn(@arg) in a child, as @uid with RLIMIT_NOFILE at @nofile (which
+ * bounds the user's watches), and wait for it.  Returns what @fn returned
+ * (0..255), 255 if the child could not become @uid, or -1 if it could not be
+ * made or did not exit normally.
+ */
+static inline int run_as_user(uid_t uid, rlim_t nofile, int (*fn)(void *), void *arg)
+{
+	struct rlimit rl = { .rlim_cur = nofile, .rlim_max = nofile };
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (setrlimit(RLIMIT_NOFILE, &rl) || setresgid(uid, uid, uid) ||
+		    setresuid(uid, uid, uid)) {
+			perror("becoming the test user");
+			_exit(255);
+		}
+		_exit(fn(arg) & 0xff);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
 }
 
 /* splitmix64: a small, seedable generator for reproducible random tests. */

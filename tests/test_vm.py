@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import time
@@ -178,6 +179,9 @@ def test_guest_script_runs_lanes_side_by_side_and_each_in_order(tmp_path: Path) 
     assert at("c.start") < at("a.end") and at("a.start") < at("c.end")  # side by side
     assert at("b.start") >= at("a.end")  # one after the other within a lane
     assert [(tmp_path / f"{t}.rc").read_text() for t in "abc"] == ["0\n", "0\n", "3\n"]
+    # How long each ran, in seconds with two decimals (measured without date or awk).
+    assert re.fullmatch(r"1\.\d\d\n", (tmp_path / "a.seconds").read_text())
+    assert re.fullmatch(r"0\.\d\d\n", (tmp_path / "b.seconds").read_text())
     for t in "abc":
         assert f"vmtest: start {t}" in proc.stdout and f"vmtest: done {t}" in proc.stdout
     assert proc.stdout.rstrip().endswith("vmtest: guest done")
