@@ -29,7 +29,7 @@ def test_tables_are_not_split_by_blank_lines() -> None:
 
 
 def test_stress_sizes_match_the_code() -> None:
-    cycles = re.search(r"#define DEFAULT_CYCLES (\d+)", (REPO / "selftests" / "mount_notify_test.c")
+    cycles = re.search(r"#define DEFAULT_CYCLES (\d+)", (REPO / "selftests" / "wq_util.h")
                        .read_text())
     assert cycles and f"{int(cycles.group(1)):,} mount/umount cycles" in TEXT
     from harness.checkers import mount_oracle, ring_diff
