@@ -51,7 +51,6 @@ def cmd_build(s: Session, args: argparse.Namespace) -> int:
 def _tests(s: Session) -> list[vm.GuestTest]:
     only = s.opts.only
     tests = suite.guest_tests(s.layout, deps.venv_python(s.layout), only)
-    suite.precompile(s.layout)
     if only is not None:
         names = [t.name for t in tests] + (["kunit"] if only.wants("kunit") else [])
         if not names:

@@ -23,6 +23,7 @@ from harness import (
     report,
     skips,
     source,
+    suite,
     upstream,
     verdict,
     vm,
@@ -111,6 +112,7 @@ class Session:
         self.meta["accel"] = accel
         print(f"[run] {accel} ({why}); {len(tests)} test program(s); "
               f"results in {self.results}", flush=True)
+        suite.precompile(self.layout)  # for whatever Python the guest runs from harness/
         guest = self.results / "guest"
         shutil.rmtree(guest, ignore_errors=True)
         debug = self.layout.profile == "debug"

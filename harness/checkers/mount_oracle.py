@@ -63,6 +63,7 @@ from harness.checkers.mount_expect import Watch, expected_events
 from harness.checkers.mount_fanotify import (
     MOUNT_EVENT_SIZE,
     FanEvent,
+    MountSets,
     compare_sets,
     fanotify_sets,
     scoped,
@@ -499,20 +500,28 @@ class Mismatch:
 
 
 @dataclass
-class Tally:
+class OpTally:
+    """What the operations did: the same for every queue."""
+
     ops: int = 0
     failed_ops: int = 0  # operations the kernel refused (no events expected)
-    records: int = 0
-    by_kind: collections.Counter[str] = field(default_factory=collections.Counter)
     by_op: collections.Counter[str] = field(default_factory=collections.Counter)
-    mismatches: list[Mismatch] = field(default_factory=list)
-    bad_by_op: collections.Counter[str] = field(default_factory=collections.Counter)
     pivots: int = 0  # pivot_root attempts
     pivots_ok: int = 0
     watched_moves: int = 0  # mounts that carried a watch and moved
     fan_ops: int = 0  # operations compared with fanotify
     fan_changed: int = 0  # ... of which fanotify saw a change below W
     fan_events: int = 0
+
+
+@dataclass
+class Tally:
+    """What one queue received."""
+
+    records: int = 0
+    by_kind: collections.Counter[str] = field(default_factory=collections.Counter)
+    mismatches: list[Mismatch] = field(default_factory=list)
+    bad_by_op: collections.Counter[str] = field(default_factory=collections.Counter)
     fan_tucked: int = 0  # moves only watch_mount reports, accepted as tucks
 
 
@@ -528,7 +537,7 @@ class Session:
         self.fan = fan
         self.arena = arena
         self.seed = seed
-        self.tallies = [Tally() for _ in self.queues]
+        self.new_tallies()
         self.parser = MountinfoParser(arena.base)
         self.ids = IdMap(self.parser)
         self.snap = self.parser.read()
@@ -537,6 +546,10 @@ class Session:
         self.watches: list[Watch] = []
         self.changed = True  # mountinfo changed in the last step
         self.add_watch(arena.watched, 1)
+
+    def new_tallies(self) -> None:
+        self.op_tally = OpTally()
+        self.tallies = [Tally() for _ in self.queues]
 
     def add_watch(self, path: str, watch_id: int) -> None:
         mnt = mount_id_of(path)
@@ -574,8 +587,27 @@ class Session:
                      and w.mnt == outcome.resolved]
         expected = expected_events(pre, post, diff, self.watches, expired, unwatched)
         fan_events, fan_problems = self.fan.drain() if self.fan is not None else ([], [])
-        watched = {w.mnt for w in self.watches}
+        # fanotify's view of the step, below W, for every queue's W watch to match.
+        fan_below_w = MountSets()
+        if fan_events:
+            fan_sets, bad = fanotify_sets(fan_events, self.ids.lookup)
+            fan_below_w = scoped(fan_sets, pre, post, self.root_ids[0])
+            fan_problems += bad
+
+        o = self.op_tally
+        o.ops += 1
+        o.failed_ops += bool(outcome.error)
         err = errno.errorcode.get(outcome.error, str(outcome.error))
+        o.by_op[op.kind if not outcome.error else f"{op.kind}!{err}"] += 1
+        o.pivots += op.kind == "pivot_root"
+        o.pivots_ok += op.kind == "pivot_root" and not outcome.error
+        watched = {w.mnt for w in self.watches}
+        o.watched_moves += sum(m in watched for m in diff.moved)
+        if self.fan is not None:
+            o.fan_ops += 1
+            o.fan_events += len(fan_events)
+            o.fan_changed += not fan_below_w.empty
+
         for queue, t in zip(self.queues, self.tallies, strict=True):
             raws, problems = queue.drain()
             problems = shared + problems
@@ -590,20 +622,14 @@ class Session:
             problems += self.ids.check_reported(uids, post)
             problems += order_problems(received)
             if self.fan is not None:
-                problems += fan_problems + self.compare_fanotify(t, fan_events, pre, post,
-                                                                 received)
+                problems += fan_problems + self.compare_fanotify(t, fan_events, fan_below_w,
+                                                                 pre, post, received)
             missing, extra = compare_events(expected, received)
             if len(expected) > queue.capacity:
                 problems.append(f"{len(expected)} records expected: more than the "
                                 f"{queue.name} holds")
-            t.ops += 1
-            t.failed_ops += bool(outcome.error)
             t.records += len(received)
             t.by_kind.update(e.kind for e in received)
-            t.by_op[op.kind if not outcome.error else f"{op.kind}!{err}"] += 1
-            t.pivots += op.kind == "pivot_root"
-            t.pivots_ok += op.kind == "pivot_root" and not outcome.error
-            t.watched_moves += sum(m in watched for m in diff.moved)
             if missing or extra or problems:
                 t.bad_by_op[op.kind] += 1
                 t.mismatches.append(Mismatch(index, op, outcome.error,
@@ -618,20 +644,17 @@ class Session:
         self.snap = post
         self.changed = not diff.empty
 
-    def compare_fanotify(self, t: Tally, events: Sequence[FanEvent], pre: Snapshot,
-                         post: Snapshot, received: Sequence[Event]) -> list[str]:
+    @staticmethod
+    def compare_fanotify(t: Tally, events: Sequence[FanEvent], fan_below_w: MountSets,
+                         pre: Snapshot, post: Snapshot, received: Sequence[Event]
+                         ) -> list[str]:
         """fanotify's view of the step, below W, against W's watch on one queue."""
         wm = watch_mount_sets(received, W_WATCH_ID)
-        t.fan_ops += 1
-        t.fan_events += len(events)
         if not events and wm.empty:  # most operations: nothing on either side
             return []
-        fan, bad = fanotify_sets(events, self.ids.lookup)
-        mine = scoped(fan, pre, post, self.root_ids[0])
-        agreement = compare_sets(mine, wm, pre, post)
-        t.fan_changed += not mine.empty
+        agreement = compare_sets(fan_below_w, wm, pre, post)
         t.fan_tucked += agreement.tucked
-        return bad + agreement.problems
+        return agreement.problems
 
     def random_ops(self, count: int, rng: random.Random) -> None:
         view: ArenaView | None = None
@@ -645,19 +668,19 @@ class Session:
     def report(self, n: int, emit: Callable[[str], None], what: str,
                detailed: int = MAX_DETAILED) -> bool:
         """Queue n's tally; True if it got every record it should have."""
-        t = self.tallies[n]
-        emit(f"{self.queues[n].name} {what}: seed={self.seed} ops={t.ops} refused={t.failed_ops} "
+        o, t = self.op_tally, self.tallies[n]
+        emit(f"{self.queues[n].name} {what}: seed={self.seed} ops={o.ops} refused={o.failed_ops} "
              f"records={t.records} mismatched_ops={len(t.mismatches)} "
-             f"pivot_root={t.pivots_ok}/{t.pivots} watched_moves={t.watched_moves} "
-             f"fanotify_compared={t.fan_ops if self.fan else 'off'}")
+             f"pivot_root={o.pivots_ok}/{o.pivots} watched_moves={o.watched_moves} "
+             f"fanotify_compared={o.fan_ops if self.fan else 'off'}")
         if self.fan is not None:
-            emit(f"  fanotify: events={t.fan_events} ops_with_changes_below_W={t.fan_changed} "
+            emit(f"  fanotify: events={o.fan_events} ops_with_changes_below_W={o.fan_changed} "
                  f"tucks={t.fan_tucked}")
         if t.by_kind:
             emit("  records: " + " ".join(f"{k}={n}" for k, n in sorted(t.by_kind.items())))
-        if t.by_op:
+        if o.by_op:
             emit("  ops (!errno = refused): " + " ".join(f"{k}={n}" for k, n in
-                                                    sorted(t.by_op.items())))
+                                                    sorted(o.by_op.items())))
         if t.bad_by_op:
             emit("  mismatched by op: " + " ".join(f"{k}={n}" for k, n in
                                                    sorted(t.bad_by_op.items())))
@@ -734,10 +757,10 @@ def run_queues(queues: Sequence[Queue], arena: Arena, seed: int, ops: int,
         for n, (random_test, _) in enumerate(tests):
             random_test.ok = session.report(n, random_test.diags.append, "random ops",
                                             detailed)
-        done = session.tallies[0].ops
+        done = session.op_tally.ops
         # The watched mount goes away: UNMOUNT for everything below it, then
         # the removal of every watch there; then the rest of the arena.
-        session.tallies = [Tally() for _ in queues]
+        session.new_tallies()
         index = 0
         for path in arena.roots:  # whatever propagation stacked on top goes first
             while session.root_ids[arena.roots.index(path)] in session.snap and index < 50:
@@ -750,7 +773,7 @@ def run_queues(queues: Sequence[Queue], arena: Arena, seed: int, ops: int,
             if any(wt.watch_id == 1 for wt in session.watches):
                 removal_test.ok = False
                 removal_test.diags.append("watch 1 survived the unmount of its mount")
-        return done + session.tallies[0].ops
+        return done + session.op_tally.ops
     finally:
         if fan is not None:
             fan.close()
