@@ -36,7 +36,7 @@ _MARK = re.compile(rb"vmtest: (guest up|start|done|timeout|guest done)\b[ \t]*(\
 LOG_BUF = "log_buf_len=16M"
 PANIC_GRACE = 10  # seconds a panicked VM gets to stop by itself
 GUEST_KILL_GRACE = 15  # the guest's `timeout -k 5` needs this long past a test's limit
-CPUS = 2  # the guest's vCPUs (and the suite's lanes, see suite.spread)
+CPUS = 2  # the guest's vCPUs, and the lanes its script runs side by side (suite.schedule)
 # The root (the host's, read-only over 9p) with the guest's caches on.  vng mounts it
 # with cache=none, so every stat(), open() and read() is a 9p round trip: under TCG
 # `python3 -c pass` took 8 s that way and 1.1 s with cache=loose.  A test run does not
@@ -52,7 +52,10 @@ class GuestTest:
     name: str
     command: str
     timeout: int
-    lane: int = 0  # tests of one lane run one after the other; lanes run side by side
+    # The guest runs one lane per vCPU.  A lane that is free takes the next group not
+    # yet taken, lowest ``order`` first, and runs its tests one after the other.
+    group: str = ""  # "": a group of its own
+    order: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,10 +109,13 @@ def deadline(req: VmRequest) -> int:
 def write_manifest(req: VmRequest) -> None:
     req.results.mkdir(parents=True, exist_ok=True)
     lines = []
-    for test in req.tests:
+    for test in sorted(req.tests, key=lambda t: t.order):  # stable: a group keeps its order
         if "\t" in test.command or "\n" in test.command:
             raise HarnessError(f"guest command for {test.name} contains a tab or newline")
-        lines.append(f"{test.lane}\t{test.name}\t{test.timeout}\t{test.command}\n")
+        group = test.group or test.name
+        if not re.fullmatch(r"[\w.+-]+", group):
+            raise HarnessError(f"guest test group {group!r} is not a plain name")
+        lines.append(f"{group}\t{test.name}\t{test.timeout}\t{test.command}\n")
     (req.results / "tests.list").write_text("".join(lines))
 
 

@@ -43,6 +43,17 @@ static int tmpfs_at(const char *path, unsigned long flags)
 	return sys_mount("mnt_notify", path, "tmpfs", flags, NULL);
 }
 
+/*
+ * Bind BASE/b onto @path: for the loops that mount and unmount thousands of
+ * times.  It posts what a new tmpfs would, and costs half as much (no
+ * superblock to set up and tear down: 9-10 ms against 18-20 ms a cycle
+ * under the debug config and TCG).
+ */
+static int bind_at(const char *path)
+{
+	return sys_mount(BASE "/b", path, NULL, MS_BIND, NULL);
+}
+
 /* The 64-bit unique mount ID of the mount at @path, 0 on failure. */
 static uint64_t mnt_id(const char *path)
 {
@@ -831,7 +842,7 @@ static void *mount_churn(void *arg)
 	struct churn *c = arg;
 
 	while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
-		if (tmpfs_at(BASE "/a", 0) || sys_umount2(BASE "/a", 0))
+		if (bind_at(BASE "/a") || sys_umount2(BASE "/a", 0))
 			c->errors++;
 	}
 	return NULL;
@@ -1265,7 +1276,7 @@ TEST_F(mount_notify, automount_is_submount)
 #define PAUSE_CYCLES 300
 
 /*
- * The stress producer: CYCLES mounts and umounts of BASE/a, the mount's ID in
+ * The stress producer: CYCLES bind mounts and umounts of BASE/a, the mount's ID in
  * expect[], its progress in *produced; *done set at the end.
  */
 static void produce_cycles(struct __test_metadata *_metadata, uint64_t *expect,
@@ -1274,7 +1285,7 @@ static void produce_cycles(struct __test_metadata *_metadata, uint64_t *expect,
 	unsigned int i;
 
 	for (i = 0; i < CYCLES; i++) {
-		ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+		ASSERT_EQ(bind_at(BASE "/a"), 0);
 		expect[i] = mnt_id(BASE "/a");
 		ASSERT_NE(expect[i], 0ULL);
 		ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
@@ -1459,7 +1470,7 @@ TEST_F(mount_notify, overflow_is_flagged_with_loss_record)
 	ASSERT_NE(c.sub, NULL);
 	ASSERT_EQ(watch_mount(AT_FDCWD, BASE, 0, self->q[1], 1), 0);
 	for (i = 0; i < OVERFLOW_CYCLES; i++) {
-		ASSERT_EQ(tmpfs_at(BASE "/a", 0), 0);
+		ASSERT_EQ(bind_at(BASE "/a"), 0);
 		expect[i] = mnt_id(BASE "/a");
 		ASSERT_EQ(sys_umount2(BASE "/a", 0), 0);
 	}

@@ -2358,7 +2358,7 @@ static void open_size_watch_close_child(void *arg)
 	k = user_key("k", KEY_SPEC_SESSION_KEYRING);
 	if (k < 0)
 		CFAIL("add_key: %s", strerror(errno));
-	for (i = 0; i < 1000; i++) {
+	for (i = 0; i < (int)CYCLES / 10; i++) {	/* 1,000 watched rings */
 		fd = sys_open(DEV_PATH, O_RDWR | O_CLOEXEC);
 		if (fd < 0)
 			CFAIL("iteration %d: open: %s", i, strerror(errno));

@@ -141,11 +141,19 @@ def test_vmshell_puts_the_tests_and_checkers_on_path(tmp_path: Path,
     assert vm.CACHED_ROOT not in cmd  # what is edited on the host shows in the guest
 
 
-def test_manifest_names_each_tests_lane(tmp_path: Path) -> None:
-    req = vm.VmRequest(Path("/k"), tmp_path, [vm.GuestTest("a", "true", 5),
-                                              vm.GuestTest("b", "false", 7, lane=1)], "tcg")
+def test_manifest_lists_groups_in_the_order_the_lanes_take_them(tmp_path: Path) -> None:
+    req = vm.VmRequest(Path("/k"), tmp_path, [vm.GuestTest("a", "true", 5, order=1),
+                                              vm.GuestTest("b", "false", 7, "keys", 0),
+                                              vm.GuestTest("c", ":", 9, "keys", 0)], "tcg")
     vm.write_manifest(req)
-    assert (tmp_path / "tests.list").read_text() == "0\ta\t5\ttrue\n1\tb\t7\tfalse\n"
+    assert (tmp_path / "tests.list").read_text() == (
+        "keys\tb\t7\tfalse\nkeys\tc\t9\t:\na\ta\t5\ttrue\n")
+
+
+def test_manifest_refuses_a_group_the_guest_cannot_take(tmp_path: Path) -> None:
+    req = vm.VmRequest(Path("/k"), tmp_path, [vm.GuestTest("a", "true", 5, "../x")], "tcg")
+    with pytest.raises(HarnessError, match=r"group '\.\./x'"):
+        vm.write_manifest(req)
 
 
 def test_each_running_test_keeps_its_own_limit(tmp_path: Path) -> None:
@@ -153,35 +161,42 @@ def test_each_running_test_keeps_its_own_limit(tmp_path: Path) -> None:
     req = request(tmp_path, "echo 'vmtest: guest up'\necho 'vmtest: start long'\n"
                             "echo 'vmtest: start short'\nsleep 600\n",
                   tests=[vm.GuestTest("long", "sleep 600", 300),
-                         vm.GuestTest("short", "sleep 600", 1, lane=1)])
+                         vm.GuestTest("short", "sleep 600", 1)])
     start = time.monotonic()
     out = vm.run(req, tmp_path / "console.log")
     assert time.monotonic() - start < vm.GUEST_KILL_GRACE + 15
     assert vm.diagnose(out).startswith("short ran past its limit")
 
 
-def test_guest_script_runs_lanes_side_by_side_and_each_in_order(tmp_path: Path) -> None:
-    # The guest's own script, run here: lane 0 runs a then b, lane 1 runs c meanwhile.
+def test_guest_script_lanes_take_the_next_group_when_free(tmp_path: Path) -> None:
+    # The guest's own script, run here with two lanes: one takes "long"; the other
+    # takes "keys" (a, then b), then s1 and s2 while "long" still runs.
     stamp = "date +%s.%N >" + str(tmp_path)
     (tmp_path / "tests.list").write_text(
-        f"0\ta\t30\t{stamp}/a.start; sleep 1; {stamp}/a.end\n"
-        f"1\tc\t30\t{stamp}/c.start; sleep 1; {stamp}/c.end; exit 3\n"
-        f"0\tb\t30\t{stamp}/b.start\n")
+        f"long\tlong\t30\t{stamp}/long.start; sleep 3; {stamp}/long.end\n"
+        f"keys\ta\t30\t{stamp}/a.start; sleep 1; {stamp}/a.end\n"
+        f"s1\ts1\t30\t{stamp}/s1.start\n"
+        f"keys\tb\t30\t{stamp}/b.start; {stamp}/b.end; exit 3\n"
+        f"s2\ts2\t30\t{stamp}/s2.start\n")
     # As root, in a mount namespace of its own: the script may mount debugfs.
     private = ["unshare", "--mount", "--propagation", "private"] if os.geteuid() == 0 else []
     proc = subprocess.run([*private, "bash", str(vm.GUEST_SCRIPT), str(tmp_path)],
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "VMTEST_LANES": "2"})
     assert proc.returncode == 0, proc.stderr
 
     def at(name: str) -> float:
         return float((tmp_path / name).read_text())
 
-    assert at("c.start") < at("a.end") and at("a.start") < at("c.end")  # side by side
-    assert at("b.start") >= at("a.end")  # one after the other within a lane
-    assert [(tmp_path / f"{t}.rc").read_text() for t in "abc"] == ["0\n", "0\n", "3\n"]
+    assert at("a.start") < at("long.end") and at("long.start") < at("a.end")  # side by side
+    assert at("a.end") <= at("b.start") <= at("s1.start")  # a group runs whole, in order
+    assert at("s2.start") < at("long.end")  # the free lane went on; the busy one did not
+    for t in ("long", "a", "b", "s1", "s2"):
+        assert proc.stdout.count(f"vmtest: start {t}\n") == 1  # each test ran once
+        assert f"vmtest: done {t}" in proc.stdout
+    assert [(tmp_path / f"{t}.rc").read_text() for t in ("a", "b", "s1")] == [
+        "0\n", "3\n", "0\n"]
     # How long each ran, in seconds with two decimals (measured without date or awk).
     assert re.fullmatch(r"1\.\d\d\n", (tmp_path / "a.seconds").read_text())
     assert re.fullmatch(r"0\.\d\d\n", (tmp_path / "b.seconds").read_text())
-    for t in "abc":
-        assert f"vmtest: start {t}" in proc.stdout and f"vmtest: done {t}" in proc.stdout
     assert proc.stdout.rstrip().endswith("vmtest: guest done")
