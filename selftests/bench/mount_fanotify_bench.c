@@ -121,6 +121,15 @@ static void xmount(const char *src, const char *dst, const char *type,
 		die(dst);
 }
 
+/* Change i of a series: bind @src on @toggle (even i), or unmount it (odd i). */
+static void toggle_mount(const char *src, const char *toggle, unsigned int i)
+{
+	if (i % 2 == 0)
+		xmount(src, toggle, NULL, MS_BIND);
+	else if (umount(toggle) < 0)
+		die("umount");
+}
+
 static void xmkdir(const char *path)
 {
 	if (mkdir(path, 0755) < 0 && errno != EEXIST)
@@ -390,10 +399,7 @@ static void bench_learn(unsigned int nr_mounts, unsigned int reps)
 		bool overflow = false;
 		uint64_t t0;
 
-		if (i % 2 == 0)
-			xmount(src, toggle, NULL, MS_BIND);
-		else if (umount(toggle) < 0)
-			die("umount");
+		toggle_mount(src, toggle, i);
 
 		t0 = now_ns();
 		got_ring = ring_drain(&r, &lost);
@@ -421,10 +427,7 @@ static void bench_learn(unsigned int nr_mounts, unsigned int reps)
 		bool overflow = false;
 		uint64_t t0;
 
-		if (i % 2 == 0)
-			xmount(src, toggle, NULL, MS_BIND);
-		else if (umount(toggle) < 0)
-			die("umount");
+		toggle_mount(src, toggle, i);
 		t0 = now_ns();
 		if (ring_drain(&idle, &lost) != 0)
 			die("ring empty look");
