@@ -26,7 +26,8 @@ def bench_programs(layout: Layout) -> list[Path]:
 
 
 def guest_tests(layout: Layout) -> list[GuestTest]:
-    return [GuestTest(f"bench_{p.name}", shlex.quote(str(p)), BENCH_TIMEOUT)
+    """One group: the benchmarks run one after the other, never beside each other."""
+    return [GuestTest(f"bench_{p.name}", shlex.quote(str(p)), BENCH_TIMEOUT, group="bench")
             for p in bench_programs(layout)]
 
 

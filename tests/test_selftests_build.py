@@ -79,6 +79,19 @@ def test_bench_runs_only_programs_whose_source_exists(layout: Layout) -> None:
     assert [p.name for p in bench.bench_programs(layout)] == ["ring_bench"]
 
 
+def test_benchmarks_run_one_after_the_other(layout: Layout) -> None:
+    # One group: a lane that is free never starts a benchmark beside another one.
+    (layout.selftests / "bench").mkdir()
+    out = layout.selftests_out / "bench"
+    out.mkdir(parents=True)
+    for name in ("mount_bench", "ring_bench"):
+        (layout.selftests / "bench" / f"{name}.c").write_text("")
+        (out / name).write_text("")
+    tests = bench.guest_tests(layout)
+    assert [t.name for t in tests] == ["bench_mount_bench", "bench_ring_bench"]
+    assert {(t.group, t.order) for t in tests} == {("bench", 0)}
+
+
 def test_reinstalled_headers_keep_their_mtime_unless_they_changed(tmp_path: Path) -> None:
     src, dst = tmp_path / "new", tmp_path / "hdr"
     for tree in (src, dst):
