@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("KASAN", re.compile(r"BUG: KASAN: ")),
     ("UBSAN", re.compile(r"UBSAN: ")),
-    ("kmemleak", re.compile(r"kmemleak: \d+ new suspected memory leaks|unreferenced object 0x")),
+    # kmemleak.txt heads each object "unreferenced object 0x..." or, for a per-CPU
+    # allocation, "unreferenced object (percpu) 0x...".
+    ("kmemleak", re.compile(r"kmemleak: \d+ new suspected memory leaks"
+                            r"|unreferenced object (?:\(percpu\) )?0x")),
     ("lockdep", re.compile(r"WARNING: (possible (circular|recursive) locking"
                            r"|inconsistent lock state|suspicious RCU usage"
                            r"|possible irq lock inversion|bad unlock balance)"

@@ -28,6 +28,25 @@ def test_clean_log_has_no_splats() -> None:
     assert splat.scan(lines) == []
 
 
+def test_every_object_kmemleak_lists_is_a_splat_per_cpu_ones_too() -> None:
+    # As the guest's kmemleak.txt had them after a planted leak (7.3, debug profile).
+    lines = ["unreferenced object 0xff1100000c8b2000 (size 4096):",
+             '  comm "python3", pid 107, jiffies 4294929114',
+             "  backtrace (crc 846a9f7f):",
+             "    kmemleak_test_init+0x2d1/0x6c0 [kmemleak_test]",
+             "unreferenced object (percpu) 0xffffffff83179dd4 (size 64):",
+             '  comm "python3", pid 107, jiffies 4294929118',
+             "  hex dump (first 32 bytes on cpu 1):",
+             "  backtrace (crc 0):",
+             "    pcpu_alloc_noprof+0x6d2/0xee0",
+             "    kmemleak_test_init+0x405/0x6c0 [kmemleak_test]"]
+    found = splat.scan(lines, source="guest/kmemleak.txt")
+    assert [(s.kind, s.where) for s in found] == [("kmemleak", "guest/kmemleak.txt:1"),
+                                                  ("kmemleak", "guest/kmemleak.txt:5")]
+    assert found[1].title.startswith("unreferenced object (percpu) 0xffffffff83179dd4")
+    assert any("pcpu_alloc_noprof" in line for line in found[1].trace)
+
+
 def test_one_crash_is_one_splat() -> None:
     """BUG (NULL dereference), Oops and the panic it causes: one Oops, not three."""
     found = splat.scan((DATA / "panic_midrun.log").read_text().splitlines(),
